@@ -1,0 +1,79 @@
+#include "common/log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
+#include <string>
+
+namespace dscache {
+namespace {
+
+std::atomic<int> g_level{static_cast<int>(LogLevel::warn)};
+std::atomic<int> g_fd{STDERR_FILENO};
+
+const char* level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::error: return "error";
+    case LogLevel::warn: return "warn";
+    case LogLevel::info: return "info";
+    case LogLevel::debug: return "debug";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Status log_configure(const Env& env) {
+  if (auto file = env.get("DSCACHE_LOG_FILE")) {
+    int fd = ::open(file->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return Status::error(errno, "DSCACHE_LOG_FILE=" + *file + ": cannot open: " + errno_name(errno));
+    }
+    int old = g_fd.exchange(fd);
+    if (old != STDERR_FILENO) ::close(old);
+  }
+  if (auto level = env.get("DSCACHE_LOG")) {
+    for (int l = 0; l <= static_cast<int>(LogLevel::debug); ++l) {
+      if (*level == level_name(static_cast<LogLevel>(l))) {
+        g_level.store(l);
+        return {};
+      }
+    }
+    return Status::error(EINVAL, "DSCACHE_LOG='" + *level + "': expected error, warn, info or debug");
+  }
+  return {};
+}
+
+bool log_enabled(LogLevel level) noexcept {
+  return static_cast<int>(level) <= g_level.load(std::memory_order_relaxed);
+}
+
+void log_line(LogLevel level, std::string_view message) noexcept {
+  char head[64];
+  int n = std::snprintf(head, sizeof head, "dscache[%d] %s: ", static_cast<int>(::getpid()), level_name(level));
+  std::string line;
+  try {
+    line.reserve(static_cast<size_t>(n) + message.size() + 1);
+    line.append(head, static_cast<size_t>(n)).append(message).push_back('\n');
+  } catch (...) {
+    return;
+  }
+  // One write() per line so that lines from many processes do not interleave.
+  [[maybe_unused]] ssize_t written = ::write(g_fd.load(std::memory_order_relaxed), line.data(), line.size());
+}
+
+void logf(LogLevel level, const char* format, ...) noexcept {
+  char buf[2048];
+  va_list args;
+  va_start(args, format);
+  int n = std::vsnprintf(buf, sizeof buf, format, args);
+  va_end(args);
+  if (n < 0) return;
+  log_line(level, std::string_view(buf, std::min(static_cast<size_t>(n), sizeof buf - 1)));
+}
+
+}  // namespace dscache

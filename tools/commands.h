@@ -1,0 +1,13 @@
+// The dscache subcommands: one file each, dispatched by main.cpp.
+#pragma once
+
+namespace dscache::cli {
+
+// Each returns the process exit code: 0 success, 1 failure, 2 usage error.
+int cmd_store(int argc, char** argv);
+int cmd_version(int argc, char** argv);
+
+// Prints "dscache: <message>" to stderr and returns 1.
+int fail(const char* format, ...) __attribute__((format(printf, 1, 2)));
+
+}  // namespace dscache::cli

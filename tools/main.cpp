@@ -1,0 +1,68 @@
+// dscache: the command-line front end. A table of subcommands, each in its own file.
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include "commands.h"
+#include "common/env.h"
+#include "common/log.h"
+
+namespace dscache::cli {
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(int argc, char** argv);
+  const char* summary;
+};
+
+constexpr Command kCommands[] = {
+    {"store", cmd_store, "talk to an object store directly, without the cache (ls, stat, cat)"},
+    {"version", cmd_version, "print the version"},
+};
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: dscache COMMAND [ARGS...]\n\n"
+               "dscache is a node-local data cache for deep-learning training: programs run with\n"
+               "LD_PRELOAD=libdscache.so read s3:// datasets as local files.\n\ncommands:\n");
+  for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  std::fprintf(out, "\n`dscache COMMAND --help` describes a command. Still to come: daemon, warmup, stats,\n"
+                    "status, ls, du, evict, clear, fsck, run (see docs/cli.md).\n");
+}
+
+}  // namespace
+
+int fail(const char* format, ...) {
+  std::va_list args;
+  va_start(args, format);
+  std::fputs("dscache: ", stderr);
+  std::vfprintf(stderr, format, args);
+  std::fputc('\n', stderr);
+  va_end(args);
+  return 1;
+}
+
+int cmd_version(int, char**) {
+  std::printf("dscache 0.1.0\n");
+  return 0;
+}
+
+}  // namespace dscache::cli
+
+int main(int argc, char** argv) {
+  using namespace dscache::cli;
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (std::strcmp(argv[1], "--version") == 0) return cmd_version(argc, argv);
+  if (auto s = dscache::log_configure(dscache::Env::process()); !s.ok()) return fail("%s", s.message().c_str());
+  for (const Command& c : kCommands) {
+    if (std::string_view(argv[1]) == c.name) return c.run(argc - 1, argv + 1);
+  }
+  std::fprintf(stderr, "dscache: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

@@ -73,17 +73,20 @@ class StdoutSink final : public ByteSink {
   uint64_t next_;
 };
 
+// As `aws s3 ls`: one level shows names relative to the listed directory,
+// -r shows whole keys.
 int do_ls(ObjectStore& store, const std::string& prefix, bool recursive) {
   ListRequest request;
   request.prefix = prefix;
   request.delimiter = recursive ? "" : "/";
+  const size_t strip = recursive ? 0 : prefix.rfind('/') + 1;  // npos + 1 == 0
   do {
     auto page = store.list(request);
     if (!page.ok()) return fail("%s", page.status().message().c_str());
-    for (const auto& p : page->common_prefixes) std::printf("%30s %s\n", "PRE", p.c_str());
+    for (const auto& p : page->common_prefixes) std::printf("%30s %s\n", "PRE", p.c_str() + strip);
     for (const auto& o : page->objects) {
       std::printf("%s %10llu %s\n", format_time(o.last_modified_ns).c_str(),
-                  static_cast<unsigned long long>(o.size), o.key.c_str());
+                  static_cast<unsigned long long>(o.size), o.key.c_str() + strip);
     }
     request.continuation = page->next_continuation;
   } while (!request.continuation.empty());

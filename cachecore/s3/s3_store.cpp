@@ -338,6 +338,7 @@ class GetOperation : public std::enable_shared_from_this<GetOperation> {
 
   mutable std::mutex mutex_;
   uint64_t begin_ = 0, end_ = 0, next_ = 0;  // end_ may be kToEnd until the size is known
+  uint64_t part_length_ = 0;                  // bytes per part; 0 until planned
   std::optional<uint64_t> size_;
   std::string etag_;
   ObjectInfo info_;
@@ -488,15 +489,22 @@ void GetOperation::start() {
 
 std::vector<std::shared_ptr<GetPart>> GetOperation::plan_locked() {
   std::vector<std::shared_ptr<GetPart>> parts;
-  const uint64_t part_size = context_->options.part_size;
   while (!failed_ && in_flight_ < parallelism_ && next_ < end_) {
-    // Until the size is known only the first part goes out: it tells the size.
-    if (!size_ && next_ != begin_) break;
-    uint64_t part_end = end_ - next_ > part_size ? next_ + part_size : end_;
+    const bool bounded = end_ != ByteRange::kToEnd;
+    // A read to the end of an object of unknown size sends its first part
+    // alone: the response tells the size, and the rest is then split.
+    if (!bounded && next_ != begin_) break;
+    if (part_length_ == 0) {
+      // Even parts, one per parallel slot, but none under the part size:
+      // every request costs the store a round trip and some CPU.
+      const uint64_t part_size = context_->options.part_size;
+      part_length_ = bounded ? std::max(part_size, (end_ - next_ + parallelism_ - 1) / parallelism_) : part_size;
+    }
+    uint64_t part_end = end_ - next_ > part_length_ ? next_ + part_length_ : end_;
     parts.push_back(std::make_shared<GetPart>(shared_from_this(), next_, part_end, false, 0));
     next_ = part_end;
     ++in_flight_;
-    if (!size_) break;
+    if (!bounded) break;
   }
   return parts;
 }
@@ -520,6 +528,7 @@ Status GetOperation::learn(const HttpResponseHead& head, std::optional<uint64_t>
     }
     if (total && !size_) {
       size_ = total;
+      if (end_ == ByteRange::kToEnd) part_length_ = 0;  // split what is left now that it is known
       if (end_ > *total) end_ = std::max(*total, begin_);
       more = plan_locked();
     }

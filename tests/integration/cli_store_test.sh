@@ -58,6 +58,14 @@ expect_error "unreachable endpoint" "cannot talk to http://127.0.0.1:1" \
   env AWS_ENDPOINT_URL=http://127.0.0.1:1 AWS_MAX_ATTEMPTS=2 "$dscache" store stat "s3://$bucket/k"
 expect_error "bad log level" "DSCACHE_LOG='loud'" env DSCACHE_LOG=loud "$dscache" store ls "s3://$bucket/"
 
+# HTTPS with the instance's own CA, through AWS_CA_BUNDLE.
+got_tls=$(AWS_ENDPOINT_URL=$DSCACHE_TEST_S3_HTTPS_ENDPOINT AWS_CA_BUNDLE=$DSCACHE_TEST_S3_CA_FILE \
+  "$dscache" store cat "s3://$bucket/ranges/r.bin" | md5sum | cut -d' ' -f1)
+[ "$got_tls" = "${want%% *}" ] || fail "cat over https: md5 $got_tls"
+echo "ok: cat over https with AWS_CA_BUNDLE"
+expect_error "untrusted certificate" "TLS failure" \
+  env AWS_ENDPOINT_URL="$DSCACHE_TEST_S3_HTTPS_ENDPOINT" "$dscache" store stat "s3://$bucket/ranges/r.bin"
+
 # The file:// store through the same command.
 mkdir -p "$tmp/tree/sub" && printf 'hello file store' >"$tmp/tree/sub/f.txt"
 [ "$("$dscache" store cat --range 6-10 "file://$tmp/tree/sub/f.txt")" = "file" ] || fail "file:// cat --range"

@@ -301,7 +301,7 @@ TEST_CASE("a 1 GiB object fetched in parallel ranges, byte-exact") {
   CHECK(r->info.etag.ends_with("-128"));
   CHECK(first_mismatch("big/1g.bin", 0, buf) == -1);
   auto stats = store->engine().stats();
-  CHECK(stats.requests == size / options.part_size);
+  CHECK(stats.requests == options.parallelism);  // even parts, one per slot
   CHECK(stats.connections <= options.parallelism);
   MESSAGE("1 GiB in " << seconds << " s = " << (1024 / seconds) << " MiB/s over " << stats.connections
                       << " connections");
@@ -544,4 +544,29 @@ TEST_CASE("a wrong region is followed once using x-amz-bucket-region") {
   CHECK(p.store->head("ranges/r.bin").ok());
   CHECK(p.store->list({}).ok());
   CHECK(redirects == 1);
+}
+
+TEST_CASE("HTTPS: a CA bundle makes the store trusted; an untrusted certificate is a clear, unretried error") {
+  S3Settings settings = settings_from_env();
+  settings.endpoint = env("DSCACHE_TEST_S3_HTTPS_ENDPOINT");
+  FetchEngineOptions options;
+  options.ca_bundle = env("DSCACHE_TEST_S3_CA_FILE");
+  auto engine = std::make_shared<FetchEngine>(options);
+  auto store = open_bucket(settings, engine);
+  check_range(*store, "ranges/r.bin", 0, 1'000'003, 1'000'003);
+  for (int i = 0; i < 20; ++i) {
+    char key[64];
+    std::snprintf(key, sizeof key, "small/obj-%04d.bin", i);
+    check_range(*store, key, 0, 1000, 1000);
+  }
+  CHECK(engine->stats().connections == 1);  // one TLS handshake, then keep-alive
+
+  auto untrusting = std::make_shared<FetchEngine>(FetchEngineOptions{});
+  auto store2 = open_bucket(settings, untrusting);
+  auto r = store2->head("ranges/r.bin");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == EIO);
+  CHECK(r.status().message().find("TLS failure") != std::string::npos);
+  CHECK(r.status().message().find("AWS_CA_BUNDLE") != std::string::npos);
+  CHECK(untrusting->stats().retries == 0);
 }

@@ -315,7 +315,8 @@ class FetchEngine::Worker {
       return;
     }
     if (verdict != Verdict::retry) {
-      if (verdict == Verdict::retry_now) status = status.ok() ? Status::error(EIO, "too many redirects") : status;
+      // A retry_now past its allowance finishes with the error it carried.
+      if (verdict == Verdict::retry_now && status.ok()) status = Status::error(EIO, "too many immediate re-tries");
       if (status.ok()) shared_.budget.release(next.retry_cost);
       finish(std::move(next), status);
       return;

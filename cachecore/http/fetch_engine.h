@@ -79,7 +79,8 @@ class HttpTransfer {
   // Body bytes of a 2xx response. false stops the attempt (aborted).
   virtual bool on_body(std::span<const std::byte> data) = 0;
   // The attempt ended. Return done (setting `status`) or a retry verdict
-  // (setting `kind`, and `status` to the error to report if no retry is left).
+  // (setting `kind` for retry, and `status` to the error to report if no
+  // retry is left).
   virtual Verdict classify(const AttemptOutcome& outcome, Status& status, FailureKind& kind) = 0;
   // Called exactly once, on a worker thread, with the final status.
   virtual void finish(Status status) = 0;

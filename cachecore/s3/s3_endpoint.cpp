@@ -76,34 +76,32 @@ std::string S3Endpoint::endpoint_url() const {
   return base_url_locked();
 }
 
-bool S3Endpoint::adopt_region(std::string_view region) const {
+void S3Endpoint::adopt_region(std::string_view region) const {
   std::lock_guard lock(mutex_);
-  if (region.empty() || region == region_) return false;
+  if (region.empty() || region == region_) return;
   DSCACHE_LOG(warn, "bucket '%s' is in region %.*s, not %s: using %.*s from now on", bucket_.c_str(),
               static_cast<int>(region.size()), region.data(), region_.c_str(), static_cast<int>(region.size()),
               region.data());
   region_ = std::string(region);
-  return true;
 }
 
-bool S3Endpoint::adopt_server_time(std::time_t server_now) const {
+void S3Endpoint::adopt_server_time(std::time_t server_now) const {
   int64_t offset = static_cast<int64_t>(server_now) - static_cast<int64_t>(std::time(nullptr));
-  int64_t old = clock_offset_.exchange(offset);
-  if (old == offset) return false;
+  if (clock_offset_.exchange(offset) == offset) return;
   DSCACHE_LOG(warn, "this machine's clock is %lld s off the store's: signing with the store's time",
               static_cast<long long>(offset));
-  return true;
 }
 
 HttpRequest S3Endpoint::make_request(std::string_view method, std::string_view key,
                                      const std::vector<QueryParam>& query, const Headers& extra_headers,
-                                     std::string_view payload_hash) const {
+                                     std::string_view payload_hash, std::string* signed_region) const {
   std::string base, region;
   {
     std::lock_guard lock(mutex_);
     base = base_url_locked();
     region = region_;
   }
+  if (signed_region != nullptr) *signed_region = region;
   size_t scheme_end = base.find("://") + 3;
   size_t path_start = base.find('/', scheme_end);
   std::string scheme = base.substr(0, scheme_end);

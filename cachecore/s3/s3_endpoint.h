@@ -34,8 +34,10 @@ class S3Endpoint {
 
   // A signed request for `key` (a full key in the bucket; empty for the bucket
   // itself). `payload_hash` is the hex SHA-256 of the body, or UNSIGNED-PAYLOAD.
+  // `signed_region`, if given, receives the region the request was signed for.
   HttpRequest make_request(std::string_view method, std::string_view key, const std::vector<QueryParam>& query,
-                           const Headers& extra_headers, std::string_view payload_hash) const;
+                           const Headers& extra_headers, std::string_view payload_hash,
+                           std::string* signed_region = nullptr) const;
 
   const S3Settings& settings() const { return settings_; }
   const std::string& bucket() const { return bucket_; }
@@ -44,12 +46,10 @@ class S3Endpoint {
   // "http://127.0.0.1:7480" or "https://s3.eu-west-1.amazonaws.com", for messages.
   std::string endpoint_url() const;
 
-  // Switches to the region the store says the bucket lives in; false if that
-  // is the region already in use (so a redirect is followed at most once).
-  bool adopt_region(std::string_view region) const;
-  // Corrects the signing clock by the server's Date after a skew error; false
-  // when the correction would not change anything.
-  bool adopt_server_time(std::time_t server_now) const;
+  // Switches to the region the store says the bucket lives in (logged once).
+  void adopt_region(std::string_view region) const;
+  // Corrects the signing clock by the server's Date after a skew error.
+  void adopt_server_time(std::time_t server_now) const;
 
  private:
   std::string base_url_locked() const;

@@ -104,7 +104,7 @@ class S3Transfer : public HttpTransfer {
   Status prepare(HttpRequest& request, int) override {
     S3Endpoint::Headers headers;
     add_headers(headers);
-    request = context_->endpoint.make_request(method_, key_, query_, headers, payload_hash_);
+    request = context_->endpoint.make_request(method_, key_, query_, headers, payload_hash_, &signed_region_);
     request.body = body_;
     return {};
   }
@@ -130,19 +130,23 @@ class S3Transfer : public HttpTransfer {
     std::string code = error ? error->code : "";
     std::string hinted_region(head.header("x-amz-bucket-region"));
     if (hinted_region.empty() && error) hinted_region = error->region;
+    status = s3_error_status(head.status, error, head.header("x-amz-request-id"), what_, context_->endpoint);
+    // A wrong region or a skewed clock is corrected and the request re-sent
+    // at once. Parallel requests signed before the correction see the same
+    // answer, so the test is against what this request was signed with; the
+    // engine bounds these free re-tries.
     if ((head.status == 301 || head.status == 307 || head.status == 400 || head.status == 403) &&
-        context_->endpoint.adopt_region(hinted_region)) {
+        !hinted_region.empty() && hinted_region != signed_region_) {
+      context_->endpoint.adopt_region(hinted_region);
       return Verdict::retry_now;
     }
     if (code == "RequestTimeTooSkewed" || code == "RequestExpired" || code == "RequestTimeTooSkewedException") {
       if (auto server_ns = parse_http_date_ns(head.header("date"))) {
-        if (context_->endpoint.adopt_server_time(static_cast<std::time_t>(*server_ns / 1'000'000'000))) {
-          return Verdict::retry_now;
-        }
+        context_->endpoint.adopt_server_time(static_cast<std::time_t>(*server_ns / 1'000'000'000));
+        return Verdict::retry_now;
       }
     }
     kind = classify_s3_failure(head.status, code);
-    status = s3_error_status(head.status, error, head.header("x-amz-request-id"), what_, context_->endpoint);
     return kind == FailureKind::fatal ? Verdict::done : Verdict::retry;
   }
 
@@ -166,6 +170,7 @@ class S3Transfer : public HttpTransfer {
   std::string payload_hash_ = std::string(kUnsignedPayload);
   std::string_view body_;
   Status abort_status_;
+  std::string signed_region_;  // of the current attempt
 };
 
 // A transfer the caller waits for.
@@ -323,6 +328,11 @@ class GetOperation : public std::enable_shared_from_this<GetOperation> {
     std::lock_guard lock(mutex_);
     begin_ = start;
   }
+  // A part was told (416) that nothing exists at or after `offset`.
+  void unsatisfiable_at(uint64_t offset) {
+    std::lock_guard lock(mutex_);
+    unsatisfiable_from_ = std::min(unsatisfiable_from_, offset);
+  }
 
  private:
   std::vector<std::shared_ptr<GetPart>> plan_locked();
@@ -345,6 +355,7 @@ class GetOperation : public std::enable_shared_from_this<GetOperation> {
   bool have_info_ = false;
   uint32_t in_flight_ = 0;
   uint64_t delivered_ = 0;
+  uint64_t unsatisfiable_from_ = ByteRange::kToEnd;
   bool failed_ = false;
   bool completed_ = false;
   Status error_;
@@ -454,6 +465,7 @@ class GetPart : public S3Transfer {
     std::optional<uint64_t> total;
     if (auto range = parse_content_range(outcome.head->header("content-range"))) total = range->total;
     if (Status s = op_->learn(*outcome.head, total); !s.ok()) status = s;
+    op_->unsatisfiable_at(begin_ + received_);
     return Verdict::done;
   }
 
@@ -555,6 +567,14 @@ void GetOperation::part_finished(const GetPart& part, const Status& status) {
     if (!failed_) more = plan_locked();
     if (in_flight_ == 0 && more.empty() && !completed_) {
       completed_ = true;
+      if (!failed_ && size_ && unsatisfiable_from_ < *size_) {
+        // One part saw the object end before another part's size said it
+        // would: it was replaced by a shorter version mid-read.
+        failed_ = true;
+        error_ = Status::error(ESTALE, context_->describe(key_) +
+                                           ": the object changed in the store while it was being read (its size "
+                                           "changed)");
+      }
       if (failed_) {
         result.emplace(error_);
       } else {

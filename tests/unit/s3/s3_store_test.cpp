@@ -297,6 +297,28 @@ TEST_CASE("a wrong region is corrected once, from x-amz-bucket-region, and remem
   CHECK(f.store->endpoint().region() == "eu-test-1");
 }
 
+TEST_CASE("parallel parts signed before a region correction all follow it") {
+  const std::string data = pattern(1 << 20);
+  S3StoreOptions options;
+  options.part_size = 64 * 1024;
+  options.parallelism = 8;
+  std::atomic<int> redirects{0};
+  Fixture f(
+      [&](const TestRequest& req) {
+        if (req.signing_region() != "eu-test-1") {
+          ++redirects;
+          TestResponse r = TestResponse::s3_error(301, "PermanentRedirect");
+          r.headers.emplace_back("x-amz-bucket-region", "eu-test-1");
+          return r;
+        }
+        return serve_object(req, data);
+      },
+      options);
+  CHECK(f.read_all("k", data.size()) == data);
+  CHECK(redirects >= 1);
+  CHECK(redirects <= 8);
+}
+
 TEST_CASE("a redirect to a region we already use is an error, not a loop") {
   std::atomic<int> calls{0};
   Fixture f([&](const TestRequest&) {
@@ -391,6 +413,27 @@ TEST_CASE("an object replaced during a parallel read is ESTALE, never mixed") {
       [&](const TestRequest& req) {
         // The first part sees v1; then the object is replaced.
         return calls++ == 0 ? serve_object(req, v1, "v1") : serve_object(req, v2, "v2");
+      },
+      options);
+  Status error;
+  f.read_all("k", v1.size(), &error);
+  CHECK(error.code() == ESTALE);
+}
+
+TEST_CASE("an object replaced by a shorter one during a parallel read is ESTALE, not a short read") {
+  const std::string v1 = pattern(1 << 20, 1);
+  S3StoreOptions options;
+  options.part_size = 64 * 1024;
+  options.parallelism = 4;
+  Fixture f(
+      [&](const TestRequest& req) {
+        // Parts that start past 300,000 find the object already replaced by a
+        // 300,000-byte version: 416, with no size given (as radosgw answers).
+        std::string range = req.header("range");
+        if (std::stoull(range.substr(6, range.find('-') - 6)) >= 300000) {
+          return TestResponse::s3_error(416, "InvalidRange");
+        }
+        return serve_object(req, v1, "v1");
       },
       options);
   Status error;

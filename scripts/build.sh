@@ -10,7 +10,8 @@ dir=build sanitizer='' type=RelWithDebInfo extra=()
 while [ $# -gt 0 ]; do
   case $1 in
     --dir) dir=${2:?--dir needs a value}; shift 2 ;;
-    --sanitizer) sanitizer=${2:?--sanitizer needs a value}; shift 2 ;;
+    --sanitizer) [ $# -ge 2 ] || { echo "build.sh: --sanitizer needs a value (may be empty)" >&2; exit 2; }
+      sanitizer=$2; shift 2 ;;
     --type) type=${2:?--type needs a value}; shift 2 ;;
     --) shift; extra=("$@"); break ;;
     -h|--help) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;

@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 #include <vector>
+
+#include "common/log.h"
 
 namespace dscache {
 namespace {
@@ -101,8 +104,14 @@ Result<std::vector<ListEntry>> FileStore::list_directory(const ListRequest& requ
     return Status::error(errno, describe(dir_part) + ": cannot list: " + errno_name(errno));
   }
   int dfd = ::dirfd(dir);
-  errno = 0;
-  while (struct dirent* d = ::readdir(dir)) {
+  int saved = 0;
+  while (true) {
+    errno = 0;  // readdir reports the end and an error alike, by errno alone
+    struct dirent* d = ::readdir(dir);
+    if (d == nullptr) {
+      saved = errno;
+      break;
+    }
     std::string_view name = d->d_name;
     if (name == "." || name == ".." || !name.starts_with(name_part)) continue;
     struct stat st {};
@@ -114,7 +123,6 @@ Result<std::vector<ListEntry>> FileStore::list_directory(const ListRequest& requ
       entries.push_back({key, false, info_of(key, st)});
     }
   }
-  int saved = errno;
   ::closedir(dir);
   if (saved != 0) return Status::error(saved, describe(dir_part) + ": cannot list: " + errno_name(saved));
   std::sort(entries.begin(), entries.end(), [](const ListEntry& a, const ListEntry& b) { return a.key < b.key; });
@@ -124,9 +132,18 @@ Result<std::vector<ListEntry>> FileStore::list_directory(const ListRequest& requ
 Result<std::vector<ObjectInfo>> FileStore::walk(const std::string& prefix) const {
   std::vector<ObjectInfo> objects;
   std::vector<std::string> pending{prefix.substr(0, prefix.rfind('/') + 1)};  // "" or "dir/"
+  // Directories already walked, so that a symlink loop (latest -> .) is
+  // listed once instead of until ELOOP.
+  std::set<std::pair<dev_t, ino_t>> visited;
   while (!pending.empty()) {
     std::string dir_key = std::move(pending.back());
     pending.pop_back();
+    struct stat st {};
+    if (::stat((root_ + "/" + dir_key).c_str(), &st) == 0 && !visited.insert({st.st_dev, st.st_ino}).second) {
+      DSCACHE_LOG(info, "%s: not listed again: a symlink leads back to a directory already listed",
+                  describe(dir_key).c_str());
+      continue;
+    }
     ListRequest one_level;
     one_level.prefix = dir_key;
     auto entries = list_directory(one_level);

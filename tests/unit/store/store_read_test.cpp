@@ -243,3 +243,25 @@ TEST_CASE("FailureStore injects failures and cuts reads") {
   CHECK(failures > 60);
   CHECK(failures < 140);
 }
+
+TEST_CASE("FileStore: dangling links are skipped, symlink loops listed once") {
+  TempDir dir;
+  dir.write("d/real.txt", "real");
+  REQUIRE(::symlink("/nonexistent/target", (dir.path + "/d/dangling").c_str()) == 0);
+  REQUIRE(::symlink(".", (dir.path + "/d/loop").c_str()) == 0);
+  auto store = FileStore::open(dir.path);
+  REQUIRE(store.ok());
+  ListRequest one;
+  one.prefix = "d/";
+  one.delimiter = "/";
+  auto page = (*store)->list(one);
+  REQUIRE_MESSAGE(page.ok(), page.status().message());
+  REQUIRE(page->objects.size() == 1);
+  CHECK(page->objects[0].key == "d/real.txt");
+  CHECK(page->common_prefixes == std::vector<std::string>{"d/loop/"});
+  ListRequest flat;
+  auto all = (*store)->list(flat);
+  REQUIRE_MESSAGE(all.ok(), all.status().message());
+  REQUIRE(all->objects.size() == 1);
+  CHECK(all->objects[0].key == "d/real.txt");
+}

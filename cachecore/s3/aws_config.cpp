@@ -103,7 +103,13 @@ const IniFile::Section* IniFile::section(std::string_view name) const {
 Result<std::string> normalize_endpoint(std::string_view url, std::string_view source) {
   std::string value(trim(url));
   auto bad = [&](const char* why) {
-    return Status::error(EINVAL, std::string(source) + "='" + std::string(url) + "': " + why +
+    // Never echo a password from "scheme://user:password@host".
+    std::string shown(url);
+    size_t scheme = shown.find("://");
+    size_t from = scheme == std::string::npos ? 0 : scheme + 3;
+    size_t at = shown.find('@', from);
+    if (at != std::string::npos) shown.replace(from, at - from, "***");
+    return Status::error(EINVAL, std::string(source) + "='" + shown + "': " + why +
                                      " (expected http://host[:port] or https://host[:port])");
   };
   size_t scheme_end = value.find("://");
@@ -183,16 +189,25 @@ Result<S3Settings> resolve_s3_settings(const Env& env) {
     settings.credentials_source = "environment";
   } else if (env.get("AWS_SECRET_ACCESS_KEY")) {
     return Status::error(EINVAL, "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not");
-  } else if (auto file_key = profile_value("aws_access_key_id")) {
-    auto secret = profile_value("aws_secret_access_key");
+  } else if (section_value(cred_section, "aws_access_key_id") || section_value(config_section, "aws_access_key_id")) {
+    // Key, secret and token come from one file, as in the AWS CLI: a key from
+    // the credentials file never pairs with a stale token from the config file.
+    const bool in_credentials = section_value(cred_section, "aws_access_key_id").has_value();
+    const IniFile::Section* source = in_credentials ? cred_section : config_section;
+    const std::string& path = in_credentials ? credentials_path : config_path;
+    auto secret = section_value(source, "aws_secret_access_key");
     if (!secret) {
-      return Status::error(EINVAL, file_key->second + ": profile '" + profile +
+      return Status::error(EINVAL, path + ": profile '" + profile +
                                        "' has aws_access_key_id but no aws_secret_access_key");
     }
-    settings.credentials.access_key_id = file_key->first;
-    settings.credentials.secret_access_key = secret->first;
-    if (auto token = profile_value("aws_session_token")) settings.credentials.session_token = token->first;
-    settings.credentials_source = "profile '" + profile + "' in " + file_key->second;
+    settings.credentials.access_key_id = *section_value(source, "aws_access_key_id");
+    settings.credentials.secret_access_key = *secret;
+    if (auto token = section_value(source, "aws_session_token")) {
+      settings.credentials.session_token = *token;
+    } else if (auto legacy = section_value(source, "aws_security_token")) {
+      settings.credentials.session_token = *legacy;
+    }
+    settings.credentials_source = "profile '" + profile + "' in " + path;
   } else {
     std::string unsupported;
     for (const char* key : {"credential_process", "role_arn", "sso_session", "sso_start_url", "web_identity_token_file"}) {

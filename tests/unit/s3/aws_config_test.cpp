@@ -212,3 +212,29 @@ TEST_CASE("an unreadable credentials file is an error, a missing one is not") {
       EnvMap{{"AWS_SHARED_CREDENTIALS_FILE", home.dir}, {"AWS_ACCESS_KEY_ID", "K"}, {"AWS_SECRET_ACCESS_KEY", "S"}}));
   CHECK_FALSE(directory.ok());
 }
+
+TEST_CASE("a credential set comes from one file: never a key from one and a token from the other") {
+  AwsHome home;
+  home.write("credentials", "[default]\naws_access_key_id = LONGTERM\naws_secret_access_key = S\n");
+  home.write("config", "[default]\naws_session_token = STALE\nregion = eu-west-1\n"
+                       "[profile legacy]\naws_access_key_id = K\naws_secret_access_key = S\n"
+                       "aws_security_token = OLDTOKEN\n");
+  auto s = resolve_s3_settings(Env::from_map(EnvMap{{"HOME", home.dir}}));
+  REQUIRE(s.ok());
+  CHECK(s->credentials.access_key_id == "LONGTERM");
+  CHECK(s->credentials.session_token.empty());
+  CHECK(s->region == "eu-west-1");
+  auto legacy = resolve_s3_settings(Env::from_map(EnvMap{{"HOME", home.dir}, {"AWS_PROFILE", "legacy"}}));
+  REQUIRE(legacy.ok());
+  CHECK(legacy->credentials.session_token == "OLDTOKEN");
+}
+
+TEST_CASE("a rejected endpoint URL never echoes its password") {
+  auto s = resolve_s3_settings(Env::from_map(EnvMap{{"AWS_ACCESS_KEY_ID", "K"},
+                                                    {"AWS_SECRET_ACCESS_KEY", "S"},
+                                                    {"HOME", "/nonexistent"},
+                                                    {"AWS_ENDPOINT_URL", "https://user:hunter2@host:9000"}}));
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.status().message().find("hunter2") == std::string::npos);
+  CHECK(s.status().message().find("https://***@host:9000") != std::string::npos);
+}

@@ -16,6 +16,7 @@ namespace dscache {
 namespace {
 
 constexpr size_t kMaxErrorBody = 64 * 1024;
+const Status kCancelled = Status::error(ECANCELED, "fetch engine shut down before the request finished");
 constexpr int kMaxFreeRetries = 4;  // retry_now verdicts per transfer
 
 using Clock = std::chrono::steady_clock;
@@ -38,6 +39,7 @@ TransportError transport_error_of(CURLcode code, bool aborted) {
     case CURLE_PARTIAL_FILE:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
+    case CURLE_SEND_FAIL_REWIND:
     case CURLE_WEIRD_SERVER_REPLY: return TransportError::reset;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
@@ -114,26 +116,35 @@ class FetchEngine::Worker {
   }
 
   ~Worker() {
+    stop();
+    for (CURL* easy : idle_handles_) curl_easy_cleanup(easy);
+    curl_multi_cleanup(multi_);
+  }
+
+  // Finishes every transfer with ECANCELED and ends the thread. Idempotent.
+  void stop() {
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
     }
     curl_multi_wakeup(multi_);
-    thread_.join();
-    for (CURL* easy : idle_handles_) curl_easy_cleanup(easy);
-    curl_multi_cleanup(multi_);
+    if (thread_.joinable()) thread_.join();
   }
 
   void submit(std::shared_ptr<HttpTransfer> transfer, Priority priority) {
-    load_.fetch_add(1, std::memory_order_relaxed);
     {
       std::lock_guard lock(mutex_);
-      incoming_.push_back(Job{std::move(transfer), priority});
+      if (!stopping_) {
+        load_.fetch_add(1, std::memory_order_relaxed);
+        incoming_.push_back(Job{std::move(transfer), priority});
+      }
     }
+    if (transfer) return transfer->finish(kCancelled);  // stopping: nothing will run it
     curl_multi_wakeup(multi_);
   }
 
   int load() const { return load_.load(std::memory_order_relaxed); }
+  bool is_current_thread() const { return thread_.get_id() == std::this_thread::get_id(); }
 
  private:
   struct Job {
@@ -143,6 +154,7 @@ class FetchEngine::Worker {
     int failures = 0;     // consecutive failed attempts that made no progress
     int retry_cost = 0;   // budget tokens this transfer's retries took
     int free_retries = 0;
+    uint64_t progress_before = 0;  // transfer->progress() when the attempt started
   };
 
   // One attempt on the wire.
@@ -169,10 +181,14 @@ class FetchEngine::Worker {
         incoming_.clear();
       }
       auto now = Clock::now();
-      while (!timers_.empty() && timers_.begin()->first <= now) {
-        Job job = std::move(timers_.begin()->second);
-        timers_.erase(timers_.begin());
-        queues_[static_cast<int>(job.priority)].push_front(std::move(job));
+      for (auto it = timers_.begin(); it != timers_.end();) {
+        // Due, or no longer wanted (its prepare() will fail it at once).
+        if (it->first <= now || it->second.transfer->cancelled()) {
+          queues_[static_cast<int>(it->second.priority)].push_front(std::move(it->second));
+          it = timers_.erase(it);
+        } else {
+          ++it;
+        }
       }
       while (active_ < max_in_flight_) {
         auto& queue = !queues_[0].empty() ? queues_[0] : queues_[1];
@@ -203,8 +219,9 @@ class FetchEngine::Worker {
     cancel_everything();
   }
 
+  // stopping_ is set, so nothing more lands in incoming_.
   void cancel_everything() {
-    const Status cancelled = Status::error(ECANCELED, "fetch engine shut down before the request finished");
+    const Status& cancelled = kCancelled;
     for (Active* active : actives_) {
       curl_multi_remove_handle(multi_, active->easy);
       Job job = release(active);
@@ -225,6 +242,7 @@ class FetchEngine::Worker {
 
   void start(Job job) {
     ++job.attempt;
+    job.progress_before = job.transfer->progress();
     auto active = std::make_unique<Active>();
     active->job = std::move(job);
     if (Status s = active->job.transfer->prepare(active->request, active->job.attempt); !s.ok()) {
@@ -256,6 +274,8 @@ class FetchEngine::Worker {
     curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, static_cast<long>(opt.low_speed_time.count()));
     curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, opt.receive_buffer);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    // A proxy's "200 Connection established" is not the store's answer.
+    curl_easy_setopt(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     if (!opt.ca_bundle.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, opt.ca_bundle.c_str());
     if (active->request.method == "HEAD") {
       curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
@@ -263,6 +283,8 @@ class FetchEngine::Worker {
       curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(easy, CURLOPT_READFUNCTION, &Worker::on_read);
       curl_easy_setopt(easy, CURLOPT_READDATA, active.get());
+      curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, &Worker::on_seek);  // re-send on a dead kept-alive connection
+      curl_easy_setopt(easy, CURLOPT_SEEKDATA, active.get());
       curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(active->request.body.size()));
     } else if (active->request.method != "GET") {
       curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, active->request.method.c_str());
@@ -321,7 +343,7 @@ class FetchEngine::Worker {
       finish(std::move(next), status);
       return;
     }
-    next.failures = outcome.body_bytes > 0 ? 1 : next.failures + 1;
+    next.failures = next.transfer->progress() > next.progress_before ? 1 : next.failures + 1;
     if (next.failures >= shared_.options.retry.max_attempts) {
       finish(std::move(next), Status::error(status.code(), status.message() + " (gave up after " +
                                                                 std::to_string(next.attempt) + " attempts)"));
@@ -405,6 +427,15 @@ class FetchEngine::Worker {
     return n;
   }
 
+  static int on_seek(void* user, curl_off_t offset, int origin) {
+    auto* active = static_cast<Active*>(user);
+    if (origin != SEEK_SET || offset < 0 || static_cast<size_t>(offset) > active->request.body.size()) {
+      return CURL_SEEKFUNC_FAIL;
+    }
+    active->upload_offset = static_cast<size_t>(offset);
+    return CURL_SEEKFUNC_OK;
+  }
+
   Shared& shared_;
   const int max_in_flight_;
   CURLM* multi_ = nullptr;
@@ -435,9 +466,28 @@ FetchEngine::FetchEngine(FetchEngineOptions options) : options_(std::move(option
   }
 }
 
-FetchEngine::~FetchEngine() { workers_.clear(); }
+FetchEngine::~FetchEngine() {
+  stopping_ = true;
+  bool on_worker = false;
+  for (auto& worker : workers_) on_worker = on_worker || worker->is_current_thread();
+  if (on_worker) {
+    // This worker is inside a completion callback and cannot join itself: a
+    // helper thread stops every worker (this one once the callback returns)
+    // and frees them, then the shared state they use.
+    std::thread([workers = std::move(workers_), shared = std::move(shared_)]() mutable {
+      for (auto& worker : workers) worker->stop();
+      workers.clear();
+      shared.reset();
+    }).detach();
+    return;
+  }
+  // Stop all before freeing any: a completion on one worker may submit to another.
+  for (auto& worker : workers_) worker->stop();
+  workers_.clear();
+}
 
 void FetchEngine::submit(std::shared_ptr<HttpTransfer> transfer, Priority priority) {
+  if (stopping_.load()) return transfer->finish(kCancelled);
   Worker* best = workers_.front().get();
   for (auto& worker : workers_) {
     if (worker->load() < best->load()) best = worker.get();

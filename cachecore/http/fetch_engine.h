@@ -82,8 +82,18 @@ class HttpTransfer {
   // (setting `kind` for retry, and `status` to the error to report if no
   // retry is left).
   virtual Verdict classify(const AttemptOutcome& outcome, Status& status, FailureKind& kind) = 0;
-  // Called exactly once, on a worker thread, with the final status.
+  // Called exactly once, on a worker thread, with the final status. It may
+  // submit more transfers, but must not wait for one: with one worker thread
+  // that would wait for itself.
   virtual void finish(Status status) = 0;
+
+  // Useful progress so far (a resumable download's bytes received). An
+  // attempt that advanced it does not count towards max_attempts; the retry
+  // budget still bounds the total.
+  virtual uint64_t progress() const { return 0; }
+  // True once the result is no longer wanted: a retry waiting out its backoff
+  // starts at once, so that prepare() can fail it without delay.
+  virtual bool cancelled() const { return false; }
 };
 
 struct FetchEngineOptions {
@@ -110,7 +120,10 @@ struct FetchEngineStats {
 class FetchEngine {
  public:
   explicit FetchEngine(FetchEngineOptions options = {});
-  ~FetchEngine();  // unfinished transfers finish with ECANCELED
+  // Unfinished transfers finish with ECANCELED, and so do transfers submitted
+  // while it runs. May run on a worker thread (the last owner let go in a
+  // completion callback): the workers are then reaped by a helper thread.
+  ~FetchEngine();
   FetchEngine(const FetchEngine&) = delete;
   FetchEngine& operator=(const FetchEngine&) = delete;
 
@@ -123,6 +136,7 @@ class FetchEngine {
   struct Shared;
 
   FetchEngineOptions options_;
+  std::atomic<bool> stopping_{false};
   std::unique_ptr<Shared> shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
 };

@@ -94,7 +94,8 @@ void S3Endpoint::adopt_server_time(std::time_t server_now) const {
 
 HttpRequest S3Endpoint::make_request(std::string_view method, std::string_view key,
                                      const std::vector<QueryParam>& query, const Headers& extra_headers,
-                                     std::string_view payload_hash, std::string* signed_region) const {
+                                     std::string_view payload_hash, std::string* signed_region,
+                                     std::time_t* signed_time) const {
   std::string base, region;
   {
     std::lock_guard lock(mutex_);
@@ -125,8 +126,9 @@ HttpRequest S3Endpoint::make_request(std::string_view method, std::string_view k
 
   Headers headers = extra_headers;
   headers.emplace_back("Host", host);
+  const std::time_t now = std::time(nullptr) + clock_offset_.load(std::memory_order_relaxed);
+  if (signed_time != nullptr) *signed_time = now;
   if (!settings_.anonymous) {
-    std::time_t now = std::time(nullptr) + clock_offset_.load(std::memory_order_relaxed);
     headers.emplace_back("x-amz-date", format_amz_date(now));
     headers.emplace_back("x-amz-content-sha256", std::string(payload_hash));
     if (!settings_.credentials.session_token.empty()) {
@@ -142,7 +144,10 @@ HttpRequest S3Endpoint::make_request(std::string_view method, std::string_view k
     input.region = region;
     headers.emplace_back("Authorization", sign_v4(settings_.credentials, input).authorization);
   }
-  for (const auto& [name, value] : headers) request.headers.push_back(name + ": " + value);
+  for (const auto& [name, value] : headers) {
+    // curl drops "Name: " with an empty value; "Name;" sends it empty.
+    request.headers.push_back(value.empty() ? name + ";" : name + ": " + value);
+  }
   // curl adds "Accept: */*" and, for uploads, "Expect: 100-continue": neither is wanted.
   request.headers.emplace_back("Accept:");
   request.headers.emplace_back("Expect:");

@@ -34,10 +34,11 @@ class S3Endpoint {
 
   // A signed request for `key` (a full key in the bucket; empty for the bucket
   // itself). `payload_hash` is the hex SHA-256 of the body, or UNSIGNED-PAYLOAD.
-  // `signed_region`, if given, receives the region the request was signed for.
+  // `signed_region` and `signed_time`, if given, receive the region and the
+  // clock the request was signed with.
   HttpRequest make_request(std::string_view method, std::string_view key, const std::vector<QueryParam>& query,
                            const Headers& extra_headers, std::string_view payload_hash,
-                           std::string* signed_region = nullptr) const;
+                           std::string* signed_region = nullptr, std::time_t* signed_time = nullptr) const;
 
   const S3Settings& settings() const { return settings_; }
   const std::string& bucket() const { return bucket_; }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <condition_variable>
 #include <mutex>
 
@@ -104,7 +105,8 @@ class S3Transfer : public HttpTransfer {
   Status prepare(HttpRequest& request, int) override {
     S3Endpoint::Headers headers;
     add_headers(headers);
-    request = context_->endpoint.make_request(method_, key_, query_, headers, payload_hash_, &signed_region_);
+    request = context_->endpoint.make_request(method_, key_, query_, headers, payload_hash_, &signed_region_,
+                                              &signed_time_);
     request.body = body_;
     return {};
   }
@@ -140,10 +142,17 @@ class S3Transfer : public HttpTransfer {
       context_->endpoint.adopt_region(hinted_region);
       return Verdict::retry_now;
     }
-    if (code == "RequestTimeTooSkewed" || code == "RequestExpired" || code == "RequestTimeTooSkewedException") {
+    const bool skew_code =
+        code == "RequestTimeTooSkewed" || code == "RequestExpired" || code == "RequestTimeTooSkewedException";
+    // A HEAD's 403 has no body to name the cause: a Date more than 5 minutes
+    // from the signing time is taken as the cause (S3 allows 15).
+    if (skew_code || (head.status == 403 && code.empty())) {
       if (auto server_ns = parse_http_date_ns(head.header("date"))) {
-        context_->endpoint.adopt_server_time(static_cast<std::time_t>(*server_ns / 1'000'000'000));
-        return Verdict::retry_now;
+        auto server_now = static_cast<std::time_t>(*server_ns / 1'000'000'000);
+        if (skew_code || std::abs(static_cast<int64_t>(server_now) - static_cast<int64_t>(signed_time_)) > 300) {
+          context_->endpoint.adopt_server_time(server_now);
+          return Verdict::retry_now;
+        }
       }
     }
     kind = classify_s3_failure(head.status, code);
@@ -171,6 +180,7 @@ class S3Transfer : public HttpTransfer {
   std::string_view body_;
   Status abort_status_;
   std::string signed_region_;  // of the current attempt
+  std::time_t signed_time_ = 0;
 };
 
 // A transfer the caller waits for.
@@ -280,6 +290,30 @@ class PutTransfer : public S3Transfer {
   S3Endpoint::Headers headers_;
 };
 
+// A read that delivers no bytes still reports the object's identity and
+// checks its version: one HEAD. For zero-length reads, and reads whose every
+// part found nothing (416) at or past the end.
+class EmptyReadTransfer : public HeadTransfer {
+ public:
+  EmptyReadTransfer(std::shared_ptr<const Context> context, std::string_view key, std::string if_match,
+                    uint64_t offset, ObjectStore::GetCallback done)
+      : HeadTransfer(std::move(context), key), if_match_(std::move(if_match)), offset_(offset), done_(std::move(done)) {}
+
+  void finish(Status status) override {
+    if (!status.ok()) return done_(status);
+    if (!if_match_.empty() && info.etag != if_match_) {
+      return done_(Status::error(ESTALE, what_ + ": the object changed in the store (ETag " + info.etag +
+                                             ", expected " + if_match_ + ")"));
+    }
+    done_(GetResult{info, offset_, 0});
+  }
+
+ private:
+  const std::string if_match_;
+  const uint64_t offset_;
+  ObjectStore::GetCallback done_;
+};
+
 class GetPart;
 
 // One get() call: splits the range into parts, runs up to `parallelism` of
@@ -328,15 +362,28 @@ class GetOperation : public std::enable_shared_from_this<GetOperation> {
     std::lock_guard lock(mutex_);
     begin_ = start;
   }
+  // A response of unknown length ended properly at `offset`: the object ends there.
+  // Only for reads to the end, whose parts then run one at a time, so that
+  // every byte before `offset` has been delivered.
+  void learn_end(uint64_t offset) {
+    std::lock_guard lock(mutex_);
+    learn_end_locked(offset);
+  }
   // A part was told (416) that nothing exists at or after `offset`.
   void unsatisfiable_at(uint64_t offset) {
     std::lock_guard lock(mutex_);
     unsatisfiable_from_ = std::min(unsatisfiable_from_, offset);
+    learn_end_locked(offset);
   }
 
  private:
   std::vector<std::shared_ptr<GetPart>> plan_locked();
   void submit(std::vector<std::shared_ptr<GetPart>> parts);
+  void learn_end_locked(uint64_t offset) {
+    if (size_ || end_ != ByteRange::kToEnd) return;
+    size_ = offset;
+    end_ = std::max(offset, begin_);
+  }
 
   const std::shared_ptr<const Context> context_;
   const std::string key_;  // relative to the store root
@@ -395,10 +442,16 @@ class GetPart : public S3Transfer {
                                             std::to_string(begin_ + received_)));
       }
       total = range->total;
+      // "bytes 0-99/*" for a request of 0-199: the server clipped the range
+      // to the object, which therefore ends at 100.
+      if (!total && !suffix_ && end_ != ByteRange::kToEnd && range->last + 1 < end_) total = range->last + 1;
     } else {
       // 200: the whole object (the store ignored Range): skip what we have.
       uint64_t length = 0;
       if (parse_u64(head.header("content-length"), length)) total = length;
+      if (suffix_ && !total) {
+        return abort(Status::error(EIO, what_ + ": the store ignored the suffix range and did not say the size"));
+      }
       if (suffix_ && received_ == 0 && total) {
         begin_ = *total - std::min(*total, suffix_length_);
         op_->set_suffix_start(begin_);
@@ -429,6 +482,8 @@ class GetPart : public S3Transfer {
   }
 
   void finish(Status status) override { op_->part_finished(*this, status); }
+  uint64_t progress() const override { return received_; }
+  bool cancelled() const override { return op_->failed(); }
 
  protected:
   void add_headers(S3Endpoint::Headers& headers) override {
@@ -444,8 +499,15 @@ class GetPart : public S3Transfer {
   }
 
   Verdict on_success(const AttemptOutcome&, Status& status, FailureKind& kind) override {
-    uint64_t expected_end = end_;
-    if (auto size = op_->size()) expected_end = std::min(expected_end, *size);
+    auto size = op_->size();
+    if (!size) {
+      // No response said the size, and this one ended properly (curl checks
+      // Content-Length and chunked framing): short of the part's end, the
+      // object ends where it did; otherwise the next part will tell.
+      if (begin_ + received_ < end_) op_->learn_end(begin_ + received_);
+      return Verdict::done;
+    }
+    uint64_t expected_end = std::min(end_, *size);
     if (expected_end != ByteRange::kToEnd && begin_ + received_ < expected_end) {
       // The body ended early without a transport error: resume from here.
       kind = FailureKind::transient;
@@ -503,9 +565,9 @@ std::vector<std::shared_ptr<GetPart>> GetOperation::plan_locked() {
   std::vector<std::shared_ptr<GetPart>> parts;
   while (!failed_ && in_flight_ < parallelism_ && next_ < end_) {
     const bool bounded = end_ != ByteRange::kToEnd;
-    // A read to the end of an object of unknown size sends its first part
-    // alone: the response tells the size, and the rest is then split.
-    if (!bounded && next_ != begin_) break;
+    // A read to the end of an object of unknown size goes one part at a time:
+    // the first response normally tells the size, and the rest is then split.
+    if (!bounded && in_flight_ > 0) break;
     if (part_length_ == 0) {
       // Even parts, one per parallel slot, but none under the part size:
       // every request costs the store a round trip and some CPU.
@@ -544,7 +606,7 @@ Status GetOperation::learn(const HttpResponseHead& head, std::optional<uint64_t>
       if (end_ > *total) end_ = std::max(*total, begin_);
       more = plan_locked();
     }
-    if (!have_info_ && head.status >= 200 && head.status < 300) {
+    if (!have_info_ && head.status >= 200 && head.status < 300 && !etag.empty()) {
       info_ = info_from_head(head, key_, size_.value_or(0));
       have_info_ = true;
     }
@@ -556,6 +618,7 @@ Status GetOperation::learn(const HttpResponseHead& head, std::optional<uint64_t>
 void GetOperation::part_finished(const GetPart& part, const Status& status) {
   std::vector<std::shared_ptr<GetPart>> more;
   std::optional<Result<GetResult>> result;
+  bool head_instead = false;
   {
     std::lock_guard lock(mutex_);
     --in_flight_;
@@ -577,6 +640,8 @@ void GetOperation::part_finished(const GetPart& part, const Status& status) {
       }
       if (failed_) {
         result.emplace(error_);
+      } else if (!have_info_) {
+        head_instead = true;  // nothing but 416s: no response said which version this is
       } else {
         GetResult r;
         r.info = info_;
@@ -590,33 +655,14 @@ void GetOperation::part_finished(const GetPart& part, const Status& status) {
     }
   }
   submit(std::move(more));
-  if (result) {
+  if (head_instead) {
+    context_->engine->submit(std::make_shared<EmptyReadTransfer>(context_, key_, etag_, begin_, std::move(done_)),
+                             priority_);
+  } else if (result) {
     ObjectStore::GetCallback done = std::move(done_);
     done(std::move(*result));
   }
 }
-
-// A zero-length read still checks that the object exists (and is the version
-// asked for): one HEAD.
-class EmptyReadTransfer : public HeadTransfer {
- public:
-  EmptyReadTransfer(std::shared_ptr<const Context> context, std::string_view key, const GetRequest& request,
-                    ObjectStore::GetCallback done)
-      : HeadTransfer(std::move(context), key), request_(request), done_(std::move(done)) {}
-
-  void finish(Status status) override {
-    if (!status.ok()) return done_(status);
-    if (!request_.if_match.empty() && info.etag != request_.if_match) {
-      return done_(Status::error(ESTALE, what_ + ": the object changed in the store (ETag " + info.etag +
-                                             ", expected " + request_.if_match + ")"));
-    }
-    done_(GetResult{info, std::min(request_.range.offset, info.size), 0});
-  }
-
- private:
-  const GetRequest request_;
-  ObjectStore::GetCallback done_;
-};
 
 }  // namespace
 
@@ -661,7 +707,9 @@ Status S3Store::put(std::string_view key, std::string_view bytes, const std::map
 void S3Store::get_async_impl(std::string_view key, const GetRequest& request, ByteSink& sink, Priority priority,
                              GetCallback done) {
   if (!request.range.suffix && request.range.length == 0) {
-    context_->engine->submit(std::make_shared<EmptyReadTransfer>(context_, key, request, std::move(done)), priority);
+    context_->engine->submit(
+        std::make_shared<EmptyReadTransfer>(context_, key, request.if_match, request.range.offset, std::move(done)),
+        priority);
     return;
   }
   auto op = std::make_shared<GetOperation>(context_, key, request, sink, priority, std::move(done));

@@ -34,7 +34,8 @@ std::string pattern(size_t n, int seed = 1) {
 
 // Answers GET/HEAD for one object the way S3 does: Range (a-b, a-, -n),
 // If-Match, 416 past the end.
-TestResponse serve_object(const TestRequest& req, const std::string& bytes, const std::string& etag = "etag1") {
+TestResponse serve_object(const TestRequest& req, const std::string& bytes, const std::string& etag = "etag1",
+                          bool hide_size = false) {
   TestResponse r;
   r.headers = {{"ETag", "\"" + etag + "\""},
                {"Last-Modified", "Mon, 12 Oct 2009 17:50:30 GMT"},
@@ -63,8 +64,8 @@ TestResponse serve_object(const TestRequest& req, const std::string& bytes, cons
   if (first >= size) return TestResponse::s3_error(416, "InvalidRange");
   last = std::min(last, size - 1);
   r.status = 206;
-  r.headers.emplace_back("Content-Range",
-                         "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(size));
+  r.headers.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" +
+                                             (hide_size ? "*" : std::to_string(size)));
   r.body = bytes.substr(first, last - first + 1);
   return r;
 }
@@ -598,4 +599,223 @@ TEST_CASE("PUT signs its payload") {
   });
   CHECK(f.store->put("k", "payload bytes", {{"mtime", "123"}}).ok());
   CHECK(received == "payload bytes");
+}
+
+TEST_CASE("a read to the end from a store that never says the size goes part by part and stops at the end") {
+  const std::string data = pattern(200000);
+  S3StoreOptions options;
+  options.part_size = 64 * 1024;
+  Fixture f([&](const TestRequest& req) { return serve_object(req, data, "etag1", true); }, options);
+  std::string whole(300000, '\0');
+  BufferSink sink(std::as_writable_bytes(std::span(whole)), 0);
+  auto r = f.store->get("k", {}, sink);
+  REQUIRE(r.ok());
+  CHECK(r->length == data.size());
+  CHECK(r->info.size == data.size());
+  CHECK(whole.substr(0, data.size()) == data);
+  CHECK(f.server.requests().size() == 4);  // 3 full parts and one the server clipped
+}
+
+TEST_CASE("a read past the end reports the object's real identity") {
+  const std::string data = pattern(5000);
+  Fixture f([&](const TestRequest& req) {
+    if (req.method == "HEAD") {
+      TestResponse r = serve_object(req, data);
+      r.body = data;  // a HEAD sends the length, not the body
+      return r;
+    }
+    return serve_object(req, data);
+  });
+  std::string buf(10, '\0');
+  auto r = f.store->read("k", 9000, std::as_writable_bytes(std::span(buf)));
+  REQUIRE(r.ok());
+  CHECK(r->length == 0);
+  CHECK(r->offset == 9000);
+  CHECK(r->info.size == data.size());
+  CHECK(r->info.etag == "etag1");
+  auto stale = f.store->read("k", 9000, std::as_writable_bytes(std::span(buf)), "other-etag");
+  CHECK(stale.status().code() == ESTALE);
+}
+
+TEST_CASE("the last owner of a store may let go inside a completion callback") {
+  const std::string data = pattern(1000);
+  HttpTestServer server([&](const TestRequest& req) { return serve_object(req, data); });
+  S3Settings settings;
+  settings.endpoint = server.url();
+  settings.credentials = {"AKID", "SECRET", ""};
+  std::shared_ptr<ObjectStore> store;
+  {
+    auto opened = S3Store::open("s3://bucket", settings, std::make_shared<FetchEngine>());
+    REQUIRE(opened.ok());
+    store = std::move(*opened);
+  }
+  std::string buf(1000, '\0');
+  BufferSink sink(std::as_writable_bytes(std::span(buf)), 0);
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;
+  GetRequest request;
+  request.range = ByteRange::at(0, 1000);
+  store->get_async("k", request, sink, Priority::demand, [&](Result<GetResult> r) {
+    CHECK(r.ok());
+    store.reset();  // the engine's own worker thread destroys the store and its engine
+    std::lock_guard lock(mutex);
+    done = true;
+    cv.notify_all();
+  });
+  std::unique_lock lock(mutex);
+  CHECK(cv.wait_for(lock, std::chrono::seconds(10), [&] { return done; }));
+  CHECK(buf == data);
+}
+
+namespace {
+
+// A bare transfer for engine tests: GET `url`; on finish, count cancellations
+// and optionally submit one more transfer to the same engine.
+struct CountingTransfer final : HttpTransfer {
+  CountingTransfer(std::string u, FetchEngine* e, std::atomic<int>* c, std::atomic<int>* again)
+      : url(std::move(u)), engine(e), cancelled(c), resubmitted_cancelled(again) {}
+  Status prepare(HttpRequest& request, int) override {
+    request.url = url;
+    return {};
+  }
+  bool on_head(const HttpResponseHead&) override { return true; }
+  bool on_body(std::span<const std::byte>) override { return true; }
+  Verdict classify(const AttemptOutcome&, Status& status, FailureKind&) override {
+    status = {};
+    return Verdict::done;
+  }
+  void finish(Status status) override {
+    if (status.code() == ECANCELED) ++*cancelled;
+    if (resubmitted_cancelled != nullptr) {
+      engine->submit(std::make_shared<CountingTransfer>(url, engine, resubmitted_cancelled, nullptr));
+    }
+  }
+  std::string url;
+  FetchEngine* engine;
+  std::atomic<int>* cancelled;
+  std::atomic<int>* resubmitted_cancelled;
+};
+
+}  // namespace
+
+TEST_CASE("shutting the engine down with work in flight: every transfer finishes with ECANCELED, nothing hangs") {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool release = false;
+  HttpTestServer server([&](const TestRequest& req) {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return release; });
+    return serve_object(req, "x");
+  });
+  std::atomic<int> cancelled{0}, resubmitted_cancelled{0};
+  for (int threads : {1, 3}) {
+    CAPTURE(threads);
+    cancelled = 0;
+    resubmitted_cancelled = 0;
+    FetchEngineOptions options;
+    options.threads = threads;
+    options.max_in_flight = 4;
+    auto engine = std::make_unique<FetchEngine>(options);
+    // 4 run (held by the server), 4 wait in the queue; each one's finish()
+    // submits another transfer while the engine shuts down.
+    for (int i = 0; i < 8; ++i) {
+      engine->submit(
+          std::make_shared<CountingTransfer>(server.url() + "/k", engine.get(), &cancelled, &resubmitted_cancelled));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    engine.reset();
+    CHECK(cancelled == 8);
+    CHECK(resubmitted_cancelled == 8);
+  }
+  {
+    std::lock_guard lock(mutex);
+    release = true;
+  }
+  cv.notify_all();
+}
+
+TEST_CASE("a listing cut short every time gives up after max attempts, not after the whole budget") {
+  FetchEngineOptions options;
+  options.retry.max_attempts = 3;
+  Fixture f(
+      [&](const TestRequest&) {
+        TestResponse r;
+        r.body = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
+        r.fault = TestResponse::Fault::close_after_body;
+        r.fault_after = 10;
+        return r;
+      },
+      {}, options);
+  auto page = f.store->list({});
+  CHECK_FALSE(page.ok());
+  CHECK(f.server.requests().size() == 3);
+}
+
+TEST_CASE("a failed read does not wait out its other parts' backoff") {
+  const std::string data = pattern(1 << 20);
+  S3StoreOptions options;
+  options.part_size = 64 * 1024;
+  options.parallelism = 4;
+  HttpTestServer server([&](const TestRequest& req) {
+    std::string range = req.header("range");
+    // The first part is refused for good; the others meet a 503 and back off.
+    if (range.rfind("bytes=0-", 0) == 0) return TestResponse::s3_error(403, "AccessDenied");
+    return TestResponse::s3_error(503, "SlowDown");
+  });
+  S3Settings settings;
+  settings.endpoint = server.url();
+  settings.credentials = {"AKID", "SECRET", ""};
+  FetchEngineOptions engine_options;
+  engine_options.retry.base_delay = std::chrono::milliseconds(30'000);
+  engine_options.retry.max_delay = std::chrono::milliseconds(30'000);
+  auto store = S3Store::open("s3://bucket", settings, std::make_shared<FetchEngine>(engine_options), options);
+  REQUIRE(store.ok());
+  std::string buf(data.size(), '\0');
+  auto start = std::chrono::steady_clock::now();
+  auto r = (*store)->read("k", 0, std::as_writable_bytes(std::span(buf)));
+  auto waited = std::chrono::steady_clock::now() - start;
+  CHECK(r.status().code() == EACCES);
+  // Backoff is up to 30 s here; the cancelled parts must not wait for it.
+  CHECK(waited < std::chrono::seconds(10));
+}
+
+TEST_CASE("a HEAD refused because of clock skew corrects the clock from Date") {
+  std::atomic<int> calls{0};
+  Fixture f([&](const TestRequest& req) {
+    if (calls++ == 0) {
+      TestResponse r;
+      r.status = 403;
+      r.headers.emplace_back("Date", "Wed, 01 Jan 2031 00:00:00 GMT");
+      return r;
+    }
+    return serve_object(req, "abc");
+  });
+  auto info = f.store->head("k");
+  REQUIRE(info.ok());
+  CHECK(calls == 2);
+  // A 403 whose Date agrees with our clock is a real refusal: not retried.
+  Fixture denied([&](const TestRequest&) {
+    TestResponse r;
+    r.status = 403;
+    char date[64];
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    r.headers.emplace_back("Date", date);
+    return r;
+  });
+  CHECK(denied.store->head("k").status().code() == EACCES);
+  CHECK(denied.server.requests().size() == 1);
+}
+
+TEST_CASE("metadata with an empty value is sent (and signed) empty") {
+  Fixture f([&](const TestRequest& req) {
+    bool found = false;
+    for (const auto& [name, value] : req.headers) found = found || (name == "x-amz-meta-empty" && value.empty());
+    CHECK(found);
+    return TestResponse{};
+  });
+  CHECK(f.store->put("k", "bytes", {{"empty", ""}}).ok());
 }

@@ -1,0 +1,89 @@
+// IndexWriter: the daemon's side of the shared index, its only writer.
+// Creates or validates the index file, repairs it after a crash, inserts,
+// updates and removes slots under their seqlocks, and allocates BlockRecords.
+// Mutations are serialised by one mutex; readers never take it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/status.h"
+#include "index/index_reader.h"
+
+namespace dscache {
+
+struct IndexOpenResult {
+  bool created = false;  // a new, empty index (first start, or the old one was unusable)
+  std::string replaced_reason;  // why an existing file was replaced, if it was
+};
+
+class IndexWriter {
+ public:
+  // Opens `path`, or creates it with `entries` slots (a power of two) when it
+  // is missing or unusable (another version, truncated, foreign): a mismatch
+  // is rebuilt, never misread; the caller then starts from an empty mirror.
+  ~IndexWriter();
+  static Result<std::unique_ptr<IndexWriter>> open(const std::string& path, uint64_t entries, uint64_t block_size,
+                                                  IndexOpenResult* result);
+
+  // What the previous daemon left behind, and how open() fixed it up.
+  struct Recovery {
+    bool previous_clean = true;
+    bool rebooted = false;          // the bytes' boot differs from this boot
+    uint64_t filling_reset = 0;     // fills cut short: back to absent
+    uint64_t unverified = 0;        // complete files to be checked before use
+    uint64_t partial_reset = 0;     // partial large files cleared (rebooted)
+    bool repaired_torn_slot = false;
+  };
+  // Call once after open(), before serving: resets fills that were in flight,
+  // demotes complete files to unverified if the machine rebooted after an
+  // unclean shutdown, marks a daemon as running.
+  Recovery recover(const char* boot_id);
+  // A clean shutdown: the caller has synced the cache's file system.
+  void mark_clean();
+
+  const IndexReader& reader() const { return reader_; }
+  const IndexHeader& header() const { return reader_.header(); }
+  IndexHeader& mutable_header() { return const_cast<IndexHeader&>(reader_.header()); }
+  StatsBlock& stats() const { return reader_.stats(); }
+
+  LookupResult find(const IndexKey& key, SlotSnapshot& out, uint64_t* slot_index) const {
+    return reader_.find(key, out, slot_index);
+  }
+
+  // Inserts or replaces the slot for value.key; returns its index. ENOSPC when
+  // the table is 90% used.
+  Result<uint64_t> upsert(const SlotSnapshot& value);
+  // Rewrites an existing slot (its key must match).
+  void write(uint64_t slot_index, const SlotSnapshot& value);
+  // Applies `change` to a consistent copy of the slot and writes it back.
+  void modify(uint64_t slot_index, const std::function<void(SlotSnapshot&)>& change);
+  void remove(uint64_t slot_index);
+
+  // A BlockRecord for `blocks` blocks: `reuse` (an offset, or 0) if it has
+  // room, else a new one. The bitmap is cleared. 0 when the arena is full.
+  uint64_t allocate_blocks(uint32_t blocks, uint64_t block_size, const std::string& etag, uint64_t reuse);
+  BlockRecord* block_record(uint64_t offset);
+
+  // Visits every used slot (skipping holes in the sparse file).
+  void for_each(const std::function<void(uint64_t slot_index, const SlotSnapshot&)>& visit) const;
+
+  uint64_t slot_count() const { return reader_.slot_count(); }
+  int64_t now_access_stamp() const;
+
+ private:
+  explicit IndexWriter(std::string path) : path_(std::move(path)) {}
+  void write_locked(uint64_t slot_index, const SlotSnapshot& value);
+  void scan(const std::function<void(uint64_t, SlotSnapshot)>& visit) const;
+  IndexSlot* slots() const;
+
+  std::string path_;
+  IndexReader reader_;
+  int fd_ = -1;
+  mutable std::mutex mutex_;
+};
+
+}  // namespace dscache

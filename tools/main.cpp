@@ -18,7 +18,10 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
+    {"daemon", cmd_daemon, "run the node daemon in the foreground, or stop it (--stop)"},
+    {"status", cmd_status, "whether the daemon runs; its cache directory, mounts and capacity"},
     {"store", cmd_store, "talk to an object store directly, without the cache (ls, stat, cat)"},
+    {"warmup", cmd_warmup, "fill the cache with everything under the given paths"},
     {"version", cmd_version, "print the version"},
 };
 
@@ -28,8 +31,8 @@ void usage(FILE* out) {
                "dscache is a node-local data cache for deep-learning training: programs run with\n"
                "LD_PRELOAD=libdscache.so read s3:// datasets as local files.\n\ncommands:\n");
   for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
-  std::fprintf(out, "\n`dscache COMMAND --help` describes a command. Still to come: daemon, warmup, stats,\n"
-                    "status, ls, du, evict, clear, fsck, run (see docs/cli.md).\n");
+  std::fprintf(out, "\n`dscache COMMAND --help` describes a command. Still to come: stats, ls, du, evict,\n"
+                    "clear, fsck, run (see docs/cli.md).\n");
 }
 
 }  // namespace

@@ -1,0 +1,279 @@
+// Large objects (over DSCACHE_WHOLE_FILE_MAX): filled block by block, in
+// place, into the mirror file. A block's bit is set only after its bytes are
+// written and checksummed, so a reader that checks the bitmap first never
+// reads a hole. Every ranged GET carries If-Match: a changed object is never
+// mixed with old bytes.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "cache/cache_manager.h"
+#include "cache/fill_sink.h"
+#include "common/log.h"
+#include "index/index_key.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+namespace dscache {
+namespace {
+
+constexpr uint64_t kMaxRunBytes = 8 << 20;  // one ranged GET covers up to this much
+
+Result<uint32_t> checksum_range(int fd, uint64_t offset, uint64_t length) {
+  std::vector<std::byte> buffer(std::min<uint64_t>(length, 1 << 20));
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  uint64_t done = 0;
+  while (done < length) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), length - done));
+    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      XXH3_freeState(state);
+      return Status::error(n < 0 ? errno : EIO, "reading back a block");
+    }
+    XXH3_64bits_update(state, buffer.data(), static_cast<size_t>(n));
+    done += static_cast<uint64_t>(n);
+  }
+  uint64_t digest = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  return static_cast<uint32_t>(digest);
+}
+
+}  // namespace
+
+void CacheManager::fetch_range(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length,
+                               bool sequential, Priority priority, Reply reply) {
+  Mount* mount = mount_by_id(mount_id);
+  if (mount == nullptr) return reply(Status::error(ENODEV, "mount not configured in the running daemon"));
+  with_file_slot(*mount, path, priority,
+                 [this, mount, path, offset, length, sequential, priority, reply](Status s, uint64_t slot_index,
+                                                                                  SlotSnapshot slot) {
+                   if (!s.ok()) return reply(s);
+                   if (slot.size <= config_.whole_file_max) return fetch_object(mount->config.id, path, priority, reply);
+                   if (slot.state() == FileState::complete) {
+                     index_->reader().touch(slot_index, index_->now_access_stamp());
+                     return reply({});
+                   }
+                   if (offset >= slot.size || length == 0) return reply({});
+                   const uint64_t bs = config_.block_size;
+                   const uint64_t end = std::min(slot.size, offset + std::min(length, slot.size - offset));
+                   const uint64_t first = offset / bs, last = (end - 1) / bs;
+                   uint64_t ahead = last;
+                   if (sequential && config_.readahead > 0) {
+                     std::lock_guard lock(mutex_);
+                     BlockState& state = blocks_[slot.key];
+                     // A reader continuing where it stopped doubles its window, up to DSCACHE_READAHEAD.
+                     state.window = offset == state.readahead_end
+                                        ? std::min<uint64_t>(std::max<uint64_t>(state.window * 2, 2 * bs), config_.readahead)
+                                        : std::min<uint64_t>(2 * bs, config_.readahead);
+                     state.readahead_end = end;
+                     ahead = std::min((slot.size - 1) / bs, (end + state.window - 1) / bs);
+                   }
+                   request_blocks(*mount, path, slot_index, slot, first, last, ahead, priority, reply);
+                 });
+}
+
+void CacheManager::request_blocks(Mount& mount, const std::string& path, uint64_t slot_index, const SlotSnapshot& slot,
+                                  uint64_t first, uint64_t last, uint64_t readahead_last, Priority priority,
+                                  Reply reply) {
+  const IndexKey key = slot.key;
+  const BlockRecord* record = slot.blocks() ? index_->reader().block_record(slot.aux) : nullptr;
+  if (record == nullptr || record->block_count != (slot.size + config_.block_size - 1) / config_.block_size) {
+    // First use: learn the full ETag (for If-Match) with one HEAD, off this thread.
+    pool_->post([this, &mount, path, slot_index, slot, first, last, readahead_last, priority, reply, key] {
+      auto info = mount.store->head(path);
+      if (!info.ok()) return reply(info.status());
+      if (identity_hash(info->etag.data(), info->etag.size()) != slot.etag_hash || info->size != slot.size) {
+        // Changed since it was listed: list again, and let the caller retry.
+        index_->modify(slot_index, [](SlotSnapshot& v) {
+          v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation() + 1);
+        });
+        std::string parent(parent_of(path));
+        SlotSnapshot dir;
+        uint64_t dir_index = 0;
+        if (index_->find(index_key(mount.config.id, parent.data(), parent.size()), dir, &dir_index) ==
+            LookupResult::found) {
+          index_->modify(dir_index, [](SlotSnapshot& v) { v.mtime_ns = 0; });
+        }
+        return reply(Status::error(ESTALE, mount.config.prefix + std::string("/") + path +
+                                               ": the object changed in the store since it was listed"));
+      }
+      SlotSnapshot current;
+      {
+        std::lock_guard lock(mutex_);
+        index_->reader().read(slot_index, current);
+        const BlockRecord* existing = current.blocks() ? index_->reader().block_record(current.aux) : nullptr;
+        if (existing == nullptr || existing->block_count != (slot.size + config_.block_size - 1) / config_.block_size) {
+          uint32_t blocks = static_cast<uint32_t>((slot.size + config_.block_size - 1) / config_.block_size);
+          uint64_t offset = index_->allocate_blocks(blocks, config_.block_size, info->etag,
+                                                    current.blocks() ? current.aux : 0);
+          if (offset == 0) {
+            return reply(Status::error(ENOSPC, "the index has no room for another large file's block map"));
+          }
+          index_->modify(slot_index, [&](SlotSnapshot& v) {
+            v.aux = offset;
+            v.meta = SlotMeta::make(SlotKind::file, FileState::absent, true, v.generation());
+          });
+          index_->reader().read(slot_index, current);
+        }
+      }
+      request_blocks(mount, path, slot_index, current, first, last, readahead_last, priority, reply);
+    });
+    return;
+  }
+
+  std::vector<std::pair<uint64_t, uint64_t>> runs;
+  bool ready = false;
+  {
+    std::lock_guard lock(mutex_);
+    BlockState& state = blocks_[key];
+    ready = IndexReader::blocks_present(*record, first, last);
+    if (!ready) state.waiters.push_back(BlockWaiter{first, last, reply});
+    const uint64_t per_run = std::max<uint64_t>(1, kMaxRunBytes / config_.block_size);
+    for (uint64_t b = first; b <= readahead_last; ++b) {
+      if (IndexReader::blocks_present(*record, b, b) || state.in_flight.count(b) != 0) continue;
+      if (!runs.empty() && runs.back().second + 1 == b && b - runs.back().first < per_run) {
+        runs.back().second = b;
+      } else {
+        runs.emplace_back(b, b);
+      }
+      state.in_flight.insert(b);
+    }
+    if (!runs.empty()) in_flight_ += static_cast<int>(runs.size());
+  }
+  index_->reader().touch(slot_index, index_->now_access_stamp());
+  if (ready) reply({});
+  for (auto [a, b] : runs) fetch_block_run(mount, path, key, slot_index, a, b, priority);
+}
+
+void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
+                                   uint64_t first, uint64_t last, Priority priority) {
+  SlotSnapshot slot;
+  index_->reader().read(slot_index, slot);
+  const BlockRecord* record = index_->reader().block_record(slot.aux);
+  int fd = -1;
+  {
+    std::lock_guard lock(mutex_);
+    BlockState& state = blocks_[key];
+    if (state.writer_fd < 0) state.writer_fd = ::open(mirror_path(mount, path).c_str(), O_RDWR | O_CLOEXEC);
+    fd = state.writer_fd;
+  }
+  if (fd < 0 || record == nullptr) {
+    return blocks_arrived(mount, path, key, slot_index, first, last,
+                          Status::error(fd < 0 ? errno : EIO, mirror_path(mount, path) + ": cannot open for filling"));
+  }
+  if (!make_room((last - first + 1) * config_.block_size)) {
+    return blocks_arrived(mount, path, key, slot_index, first, last,
+                          Status::error(ENOSPC, "the cache is full and nothing in it can be evicted"));
+  }
+  const uint64_t offset = first * config_.block_size;
+  const uint64_t length = std::min(slot.size, (last + 1) * config_.block_size) - offset;
+  auto sink = std::make_shared<FillSink>(*writer_, fd, 0);
+  GetRequest request;
+  request.range = ByteRange::at(offset, length);
+  request.if_match = std::string(record->etag, record->etag_length);
+  request.parallelism = 1;
+  mount.stats->fetches_in_flight.fetch_add(1, std::memory_order_relaxed);
+  FillSink& sink_ref = *sink;
+  mount.store->get_async(
+      path, request, sink_ref, priority,
+      [this, &mount, path, key, slot_index, first, last, length, sink, priority](Result<GetResult> result) {
+        pool_->post(
+            [this, &mount, path, key, slot_index, first, last, length, sink, result = std::move(result)] {
+              Status status = sink->finish();
+              if (!result.ok()) status = result.status();
+              if (status.ok() && result->length != length) {
+                status = Status::error(EIO, mount.config.prefix + std::string("/") + path + ": short read from the store");
+              }
+              mount.stats->fetches_in_flight.fetch_sub(1, std::memory_order_relaxed);
+              if (status.ok()) {
+                mount.stats->bytes_fetched.fetch_add(length, std::memory_order_relaxed);
+                mount.stats->objects_fetched.fetch_add(1, std::memory_order_relaxed);
+              }
+              blocks_arrived(mount, path, key, slot_index, first, last, status);
+            },
+            priority == Priority::background);
+      });
+}
+
+void CacheManager::blocks_arrived(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
+                                  uint64_t first, uint64_t last, Status status) {
+  SlotSnapshot slot;
+  index_->reader().read(slot_index, slot);
+  BlockRecord* record = index_->block_record(slot.aux);
+  int fd = -1;
+  {
+    std::lock_guard lock(mutex_);
+    fd = blocks_[key].writer_fd;
+  }
+  bool complete = false;
+  if (status.ok() && record != nullptr && slot.key == key) {
+    for (uint64_t b = first; b <= last; ++b) {
+      uint64_t offset = b * config_.block_size;
+      uint64_t length = std::min(slot.size, offset + config_.block_size) - offset;
+      auto sum = checksum_range(fd, offset, length);
+      if (!sum.ok()) {
+        status = sum.status();
+        break;
+      }
+      record->checksums()[b] = *sum;
+      record->bitmap()[b / 64].fetch_or(uint64_t{1} << (b % 64), std::memory_order_release);
+      bytes_cached_.fetch_add(length);
+    }
+    complete = IndexReader::blocks_present(*record, 0, record->block_count - 1);
+    index_->modify(slot_index, [&](SlotSnapshot& v) {
+      FileState next = complete ? FileState::complete : FileState::partial;
+      if (v.state() != next) v.meta = SlotMeta::make(SlotKind::file, next, true, v.generation());
+    });
+    if (slot.state() == FileState::absent) note_cached(mount, path, slot_index, key);
+  } else if (status.code() == ESTALE && record != nullptr) {
+    // The object changed: its blocks are worthless, and the listing must be refreshed.
+    for (uint64_t w = 0; w < BlockRecord::words(record->block_capacity); ++w) record->bitmap()[w].store(0);
+    index_->modify(slot_index, [](SlotSnapshot& v) {
+      v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation() + 1);
+    });
+    std::string parent(parent_of(path));
+    SlotSnapshot dir;
+    uint64_t dir_index = 0;
+    if (index_->find(index_key(mount.config.id, parent.data(), parent.size()), dir, &dir_index) ==
+        LookupResult::found) {
+      index_->modify(dir_index, [](SlotSnapshot& v) { v.mtime_ns = 0; });
+    }
+  }
+  if (!status.ok()) {
+    mount.stats->errors.fetch_add(1, std::memory_order_relaxed);
+    DSCACHE_LOG(warn, "filling blocks %llu-%llu of %s/%s failed: %s", static_cast<unsigned long long>(first),
+                static_cast<unsigned long long>(last), mount.config.prefix, path.c_str(), status.message().c_str());
+  }
+
+  std::vector<std::pair<Reply, Status>> answers;
+  {
+    std::lock_guard lock(mutex_);
+    --in_flight_;
+    BlockState& state = blocks_[key];
+    for (uint64_t b = first; b <= last; ++b) state.in_flight.erase(b);
+    auto& waiters = state.waiters;
+    for (auto it = waiters.begin(); it != waiters.end();) {
+      bool overlaps = it->first <= last && it->last >= first;
+      if (record != nullptr && IndexReader::blocks_present(*record, it->first, it->last)) {
+        answers.emplace_back(std::move(it->reply), Status{});
+        it = waiters.erase(it);
+      } else if (!status.ok() && overlaps) {
+        answers.emplace_back(std::move(it->reply), status);
+        it = waiters.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (complete && state.in_flight.empty() && state.waiters.empty()) {
+      if (state.writer_fd >= 0) ::close(state.writer_fd);
+      blocks_.erase(key);
+    }
+  }
+  for (auto& [reply, s] : answers) reply(s);
+}
+
+}  // namespace dscache

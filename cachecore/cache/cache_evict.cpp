@@ -1,0 +1,192 @@
+// Capacity: DSCACHE_CACHE_SIZE and the free-space guard (space and inodes,
+// DSCACHE_FREE_SPACE_RATIO), kept by evicting least-recently-used files.
+// LRU is approximated by sampling (as Redis does): the oldest of 16 random
+// cached files goes, which needs no list the shim would have to update.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <bit>
+
+#include "cache/cache_manager.h"
+#include "common/log.h"
+#include "index/index_key.h"
+
+namespace dscache {
+namespace {
+
+constexpr int kSamples = 16;
+
+uint64_t held_bytes(const SlotSnapshot& slot, const BlockRecord* record, uint64_t block_size) {
+  if (slot.state() == FileState::complete || slot.state() == FileState::unverified) return slot.size;
+  if (slot.state() != FileState::partial || record == nullptr) return 0;
+  uint64_t blocks = 0;
+  for (uint64_t w = 0; w < BlockRecord::words(record->block_count); ++w) {
+    blocks += static_cast<uint64_t>(std::popcount(record->bitmap()[w].load(std::memory_order_relaxed)));
+  }
+  return std::min(slot.size, blocks * block_size);
+}
+
+}  // namespace
+
+uint64_t CacheManager::capacity_bytes() const { return config_.cache_size == 0 ? UINT64_MAX : config_.cache_size; }
+
+void CacheManager::note_cached(Mount& mount, const std::string& path, uint64_t slot_index, const IndexKey& key) {
+  std::lock_guard lock(mutex_);
+  if (cached_position_.count(key) != 0) return;
+  cached_position_[key] = cached_.size();
+  cached_.push_back(CachedFile{slot_index, key, &mount, path});
+}
+
+void CacheManager::rebuild_accounting() {
+  uint64_t total = 0;
+  index_->for_each([&](uint64_t, const SlotSnapshot& s) {
+    if (s.kind() != SlotKind::file) return;
+    total += held_bytes(s, s.blocks() ? index_->reader().block_record(s.aux) : nullptr, config_.block_size);
+  });
+  bytes_cached_.store(total);
+  // Paths of cached files come from the mirror itself, in the background.
+  for (Mount& mount : mounts_) pool_->post([this, &mount] { register_cached_files(mount); }, true);
+}
+
+void CacheManager::register_cached_files(Mount& mount) {
+  std::vector<std::string> stack{""};
+  while (!stack.empty()) {
+    std::string dir = std::move(stack.back());
+    stack.pop_back();
+    DIR* d = ::opendir(mirror_path(mount, dir).c_str());
+    if (d == nullptr) continue;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string_view name = e->d_name;
+      if (name == "." || name == "..") continue;
+      std::string path = dir.empty() ? std::string(name) : dir + "/" + std::string(name);
+      if (e->d_type == DT_DIR) {
+        stack.push_back(path);
+        continue;
+      }
+      IndexKey key = index_key(mount.config.id, path.data(), path.size());
+      SlotSnapshot slot;
+      uint64_t slot_index = 0;
+      if (index_->find(key, slot, &slot_index) != LookupResult::found || slot.kind() != SlotKind::file) continue;
+      FileState st = slot.state();
+      if (st == FileState::complete || st == FileState::partial || st == FileState::unverified) {
+        note_cached(mount, path, slot_index, key);
+      }
+    }
+    ::closedir(d);
+  }
+}
+
+bool CacheManager::make_room(uint64_t bytes) {
+  std::lock_guard evict_lock(evict_mutex_);
+  for (int round = 0; round < 100000; ++round) {
+    bool over = config_.cache_size != 0 && bytes_cached_.load() + bytes > config_.cache_size;
+    struct statvfs fs {};
+    if (!over && ::statvfs(layout_.root.c_str(), &fs) == 0 && fs.f_blocks > 0) {
+      double total = static_cast<double>(fs.f_blocks) * static_cast<double>(fs.f_frsize);
+      double free = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize) - static_cast<double>(bytes);
+      over = free < config_.free_space_ratio * total;
+      if (!over && fs.f_files > 0) {
+        over = static_cast<double>(fs.f_favail) < config_.free_space_ratio * static_cast<double>(fs.f_files);
+      }
+    }
+    if (!over) return true;
+    if (!evict_one()) return false;
+  }
+  return false;
+}
+
+void CacheManager::enforce_capacity() { (void)make_room(0); }
+
+bool CacheManager::evict_one() {
+  CachedFile victim;
+  bool found = false;
+  {
+    std::lock_guard lock(mutex_);
+    uint32_t oldest = UINT32_MAX;
+    for (int sample = 0; sample < kSamples * 4 && !cached_.empty(); ++sample) {
+      evict_rng_ ^= evict_rng_ << 13;
+      evict_rng_ ^= evict_rng_ >> 7;
+      evict_rng_ ^= evict_rng_ << 17;
+      size_t pos = static_cast<size_t>(evict_rng_ % cached_.size());
+      const CachedFile& candidate = cached_[pos];
+      SlotSnapshot slot;
+      bool live = index_->reader().read(candidate.slot, slot) == LookupResult::found && slot.key == candidate.key &&
+                  slot.kind() == SlotKind::file &&
+                  (slot.state() == FileState::complete || slot.state() == FileState::partial ||
+                   slot.state() == FileState::unverified);
+      if (!live) {
+        // No longer holds data (replaced, removed): forget it.
+        cached_position_.erase(candidate.key);
+        cached_[pos] = std::move(cached_.back());
+        cached_.pop_back();
+        if (pos < cached_.size()) cached_position_[cached_[pos].key] = pos;
+        continue;
+      }
+      // A partial file someone reads, or one being filled, stays.
+      if (pins_.count(candidate.key) != 0) continue;
+      if (auto it = blocks_.find(candidate.key); it != blocks_.end() && (!it->second.in_flight.empty() || !it->second.waiters.empty())) {
+        continue;
+      }
+      if (fill_waiters_.count(candidate.key) != 0) continue;
+      uint32_t access = index_->reader().header().slots_offset != 0
+                            ? reinterpret_cast<const IndexSlot*>(reinterpret_cast<const char*>(&index_->header()) +
+                                                                 index_->header().slots_offset)[candidate.slot]
+                                  .last_access.load(std::memory_order_relaxed)
+                            : 0;
+      if (access < oldest) {
+        oldest = access;
+        victim = candidate;
+        found = true;
+      }
+      if (sample + 1 >= kSamples && found) break;
+    }
+  }
+  if (!found) return false;
+  evict(victim);
+  return true;
+}
+
+void CacheManager::evict(const CachedFile& file) {
+  SlotSnapshot slot;
+  if (index_->reader().read(file.slot, slot) != LookupResult::found || !(slot.key == file.key)) return;
+  BlockRecord* record = slot.blocks() ? index_->block_record(slot.aux) : nullptr;
+  const uint64_t held = held_bytes(slot, record, config_.block_size);
+  // Generation first: a reader between its check and its open() retries.
+  index_->modify(file.slot, [](SlotSnapshot& v) {
+    v.meta = SlotMeta::make(SlotKind::file, FileState::absent, v.blocks(), v.generation() + 1);
+  });
+  if (record != nullptr) {
+    for (uint64_t w = 0; w < BlockRecord::words(record->block_capacity); ++w) record->bitmap()[w].store(0);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = blocks_.find(file.key); it != blocks_.end()) {
+      if (it->second.writer_fd >= 0) ::close(it->second.writer_fd);
+      blocks_.erase(it);
+    }
+    if (auto it = cached_position_.find(file.key); it != cached_position_.end()) {
+      size_t pos = it->second;
+      cached_position_.erase(it);
+      cached_[pos] = std::move(cached_.back());
+      cached_.pop_back();
+      if (pos < cached_.size()) cached_position_[cached_[pos].key] = pos;
+    }
+  }
+  // A fresh placeholder replaces the file: processes that hold it open keep
+  // reading the old inode, with its correct bytes.
+  std::string parent(parent_of(file.path));
+  std::string dir = mirror_path(*file.mount, parent);
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    Status s = make_placeholder(dir_fd, std::string(name_of(file.path)), slot.size, slot.mtime_ns);
+    if (!s.ok()) DSCACHE_LOG(warn, "evicting %s: %s", file.path.c_str(), s.message().c_str());
+    ::close(dir_fd);
+  }
+  bytes_cached_.fetch_sub(std::min(held, bytes_cached_.load()));
+  file.mount->stats->evictions.fetch_add(1, std::memory_order_relaxed);
+  file.mount->stats->bytes_evicted.fetch_add(held, std::memory_order_relaxed);
+}
+
+}  // namespace dscache

@@ -1,0 +1,267 @@
+// Whole-object fills: fetch into a temporary file, checksum, rename over the
+// placeholder, then publish "complete". Readers never see a half file.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "cache/cache_manager.h"
+#include "cache/fill_sink.h"
+#include "common/log.h"
+#include "index/index_key.h"
+
+namespace dscache {
+namespace {
+
+struct FillJob {
+  std::string temp;
+  int fd = -1;
+  std::unique_ptr<FillSink> sink;
+  std::chrono::steady_clock::time_point started;
+  uint64_t slot_index = 0;
+};
+
+void record_latency(MountStats& stats, std::chrono::steady_clock::duration elapsed) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+  int bucket = 0;
+  while (bucket < MountStats::kLatencyBuckets - 1 && (int64_t{2} << bucket) <= ms) ++bucket;
+  stats.fetch_latency[bucket].fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void CacheManager::finish_fill(Mount& mount, const std::string&, const IndexKey& key, Status status) {
+  std::vector<Reply> waiters;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = fill_waiters_.find(key);
+    if (it != fill_waiters_.end()) {
+      waiters = std::move(it->second);
+      fill_waiters_.erase(it);
+    }
+    --in_flight_;
+  }
+  if (!status.ok()) mount.stats->errors.fetch_add(1, std::memory_order_relaxed);
+  for (Reply& r : waiters) r(status);
+}
+
+void CacheManager::start_fill(Mount& mount, const std::string& path, const IndexKey& key, Priority priority) {
+  SlotSnapshot slot;
+  uint64_t slot_index = 0;
+  if (index_->find(key, slot, &slot_index) != LookupResult::found || slot.kind() != SlotKind::file) {
+    return finish_fill(mount, path, key,
+                       Status::error(ENOENT, mount.config.prefix + std::string("/") + path + ": no such file"));
+  }
+  if (slot.state() == FileState::complete) return finish_fill(mount, path, key, {});
+  if (!make_room(slot.size)) {
+    return finish_fill(mount, path, key,
+                       Status::error(ENOSPC, mount.config.prefix + std::string("/") + path +
+                                                 ": the cache is full and nothing in it can be evicted (" +
+                                                 std::to_string(bytes_cached_.load()) + " bytes cached, capacity " +
+                                                 std::to_string(capacity_bytes()) + ")"));
+  }
+  index_->modify(slot_index, [](SlotSnapshot& v) {
+    v.meta = SlotMeta::make(SlotKind::file, FileState::filling, false, v.generation());
+  });
+
+  auto job = std::make_shared<FillJob>();
+  job->temp = temp_path();
+  job->slot_index = slot_index;
+  job->started = std::chrono::steady_clock::now();
+  job->fd = ::open(job->temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (job->fd < 0) {
+    Status s = Status::error(errno, job->temp + ": cannot create a cache file: " + errno_name(errno));
+    index_->modify(slot_index, [](SlotSnapshot& v) {
+      v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation());
+    });
+    return finish_fill(mount, path, key, s);
+  }
+  job->sink = std::make_unique<FillSink>(*writer_, job->fd, 0);
+  mount.stats->fetches_in_flight.fetch_add(1, std::memory_order_relaxed);
+
+  auto complete = [this, &mount, path, key, job](Result<GetResult> result) {
+    Status status = job->sink->finish();
+    if (!result.ok()) status = result.status();
+    uint64_t length = 0;
+    ObjectInfo info;
+    uint64_t checksum = 0;
+    if (status.ok()) {
+      length = result->length;
+      info = result->info;
+      if (length != info.size) {
+        status = Status::error(EIO, mount.config.prefix + std::string("/") + path + ": the store sent " +
+                                        std::to_string(length) + " of " + std::to_string(info.size) + " bytes");
+      }
+    }
+    if (status.ok()) {
+      if (job->sink->in_order() && job->sink->bytes() == length) {
+        checksum = job->sink->checksum();
+      } else if (auto c = checksum_file(job->fd, length); c.ok()) {
+        checksum = *c;
+      } else {
+        status = c.status();
+      }
+    }
+    if (status.ok()) {
+      int64_t mtime = info.mtime_ns();
+      struct timespec times[2] = {{0, UTIME_OMIT},
+                                  {static_cast<time_t>(mtime / 1'000'000'000), static_cast<long>(mtime % 1'000'000'000)}};
+      if (::ftruncate(job->fd, static_cast<off_t>(length)) != 0 || ::futimens(job->fd, times) != 0) {
+        status = Status::error(errno, job->temp + ": " + errno_name(errno));
+      }
+    }
+    ::close(job->fd);
+    job->fd = -1;
+    mount.stats->fetches_in_flight.fetch_sub(1, std::memory_order_relaxed);
+
+    // Publish: the slot must still be this file's (a refresh may have removed it).
+    SlotSnapshot now;
+    uint64_t current = 0;
+    bool still = index_->find(key, now, &current) == LookupResult::found && now.kind() == SlotKind::file;
+    if (status.ok() && !still) {
+      status = Status::error(ENOENT, mount.config.prefix + std::string("/") + path + ": removed from the store");
+    }
+    if (status.ok()) {
+      // Generation first: a reader that checked the old state and opened the
+      // path will see the change and look again.
+      const uint32_t generation = now.generation() + 1;
+      index_->modify(current, [&](SlotSnapshot& v) {
+        v.meta = SlotMeta::make(SlotKind::file, FileState::filling, false, generation);
+      });
+      if (::rename(job->temp.c_str(), mirror_path(mount, path).c_str()) != 0) {
+        status = Status::error(errno, mirror_path(mount, path) + ": cannot install the fetched file: " +
+                                          errno_name(errno));
+      } else {
+        index_->modify(current, [&](SlotSnapshot& v) {
+          v.size = length;
+          v.mtime_ns = info.mtime_ns();
+          v.etag_hash = identity_hash(info.etag.data(), info.etag.size());
+          v.aux = checksum;
+          v.meta = SlotMeta::make(SlotKind::file, FileState::complete, false, generation);
+        });
+        index_->reader().touch(current, index_->now_access_stamp());
+        bytes_cached_.fetch_add(length);
+        note_cached(mount, path, current, key);
+        mount.stats->objects_fetched.fetch_add(1, std::memory_order_relaxed);
+        mount.stats->bytes_fetched.fetch_add(length, std::memory_order_relaxed);
+        record_latency(*mount.stats, std::chrono::steady_clock::now() - job->started);
+      }
+    }
+    if (!status.ok()) {
+      ::unlink(job->temp.c_str());
+      if (still) {
+        index_->modify(current, [](SlotSnapshot& v) {
+          if (v.state() == FileState::filling) {
+            v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation());
+          }
+        });
+      }
+      DSCACHE_LOG(warn, "fetching %s/%s failed: %s", mount.config.prefix, path.c_str(), status.message().c_str());
+    }
+    finish_fill(mount, path, key, status);
+  };
+
+  GetRequest request;  // the whole object
+  FillSink& sink = *job->sink;
+  mount.store->get_async(path, request, sink, priority, [this, complete, priority](Result<GetResult> result) {
+    // Off the network thread: finishing waits for the disk.
+    pool_->post([complete, result = std::move(result)]() mutable { complete(std::move(result)); },
+                priority == Priority::background);
+  });
+}
+
+void CacheManager::verify_then_serve(Mount& mount, const std::string& path, const IndexKey& key, Priority priority) {
+  SlotSnapshot slot;
+  uint64_t slot_index = 0;
+  if (index_->find(key, slot, &slot_index) != LookupResult::found) {
+    return finish_fill(mount, path, key,
+                       Status::error(ENOENT, mount.config.prefix + std::string("/") + path + ": no such file"));
+  }
+  if (slot.state() == FileState::complete) return finish_fill(mount, path, key, {});
+  if (slot.state() != FileState::unverified) return start_fill(mount, path, key, priority);
+  bool good = false;
+  int fd = ::open(mirror_path(mount, path).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_size) == slot.size) {
+      auto sum = checksum_file(fd, slot.size);
+      good = sum.ok() && *sum == slot.aux;
+    }
+    ::close(fd);
+  }
+  if (good) {
+    index_->modify(slot_index, [](SlotSnapshot& v) {
+      v.meta = SlotMeta::make(SlotKind::file, FileState::complete, false, v.generation());
+    });
+    return finish_fill(mount, path, key, {});
+  }
+  DSCACHE_LOG(warn, "%s/%s failed verification after an unclean shutdown: fetching it again", mount.config.prefix,
+              path.c_str());
+  bytes_cached_.fetch_sub(std::min(slot.size, bytes_cached_.load()));
+  index_->modify(slot_index, [](SlotSnapshot& v) {
+    v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation() + 1);
+  });
+  start_fill(mount, path, key, priority);
+}
+
+uint64_t CacheManager::verify_all(bool repair, std::string* report) {
+  uint64_t bad = 0, checked = 0;
+  for (Mount& mount : mounts_) {
+    std::vector<std::string> stack{""};
+    while (!stack.empty()) {
+      std::string dir = std::move(stack.back());
+      stack.pop_back();
+      DIR* d = ::opendir(mirror_path(mount, dir).c_str());
+      if (d == nullptr) continue;
+      while (struct dirent* e = ::readdir(d)) {
+        std::string_view name = e->d_name;
+        if (name == "." || name == "..") continue;
+        std::string path = dir.empty() ? std::string(name) : dir + "/" + std::string(name);
+        std::string full = mirror_path(mount, path);
+        struct stat st {};
+        if (::lstat(full.c_str(), &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+          stack.push_back(path);
+          continue;
+        }
+        SlotSnapshot slot;
+        uint64_t slot_index = 0;
+        IndexKey key = index_key(mount.config.id, path.data(), path.size());
+        if (index_->find(key, slot, &slot_index) != LookupResult::found) continue;
+        if (slot.blocks() || (slot.state() != FileState::complete && slot.state() != FileState::unverified)) continue;
+        ++checked;
+        int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
+        bool good = false;
+        if (fd >= 0) {
+          auto sum = checksum_file(fd, slot.size);
+          good = sum.ok() && *sum == slot.aux && static_cast<uint64_t>(st.st_size) == slot.size;
+          ::close(fd);
+        }
+        if (good) continue;
+        ++bad;
+        if (report != nullptr) *report += "checksum mismatch: " + std::string(mount.config.prefix) + "/" + path + "\n";
+        if (repair) {
+          index_->modify(slot_index, [](SlotSnapshot& v) {
+            v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation() + 1);
+          });
+          int dir_fd = ::open(mirror_path(mount, dir).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+          if (dir_fd >= 0) {
+            (void)make_placeholder(dir_fd, std::string(name), slot.size, slot.mtime_ns);
+            ::close(dir_fd);
+          }
+          bytes_cached_.fetch_sub(std::min(slot.size, bytes_cached_.load()));
+        }
+      }
+      ::closedir(d);
+    }
+  }
+  if (report != nullptr) {
+    *report += std::to_string(checked) + " files checked, " + std::to_string(bad) + " bad" +
+               (repair && bad > 0 ? " (made absent: fetched again on next use)" : "") + "\n";
+  }
+  return bad;
+}
+
+}  // namespace dscache

@@ -1,0 +1,283 @@
+// The namespace mirror: listing store directories into real directories and
+// files of the objects' exact sizes.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "cache/cache_manager.h"
+#include "common/log.h"
+#include "index/index_key.h"
+
+namespace dscache {
+namespace {
+
+struct FdGuard {
+  int fd = -1;
+  ~FdGuard() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+std::string join(const std::string& dir, std::string_view name) {
+  return dir.empty() ? std::string(name) : dir + "/" + std::string(name);
+}
+
+uint64_t etag_hash_of(const ObjectInfo& info) { return identity_hash(info.etag.data(), info.etag.size()); }
+
+}  // namespace
+
+void CacheManager::ensure_listed(uint64_t mount_id, const std::string& dir, Priority priority, Reply reply) {
+  Mount* mount = mount_by_id(mount_id);
+  if (mount == nullptr) {
+    char id[17];
+    std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(mount_id));
+    return reply(Status::error(ENODEV, std::string("mount ") + id + " is not configured in the running daemon"));
+  }
+  if (NameProblem p = check_mirror_path(dir); p != NameProblem::none) {
+    return reply(Status::error(ENOENT, mount->config.prefix + std::string("/") + dir + ": no such directory (" +
+                                           describe(p) + ")"));
+  }
+  const IndexKey key = index_key(mount_id, dir.data(), dir.size());
+  SlotSnapshot slot;
+  if (index_->find(key, slot, nullptr) == LookupResult::found && slot.kind() == SlotKind::directory &&
+      slot.mtime_ns > 0 && (config_.meta_ttl_ns == INT64_MAX || now_ns() - slot.mtime_ns < config_.meta_ttl_ns)) {
+    return reply({});
+  }
+  {
+    std::lock_guard lock(mutex_);
+    auto [it, first] = listing_waiters_.try_emplace(key);
+    it->second.push_back(std::move(reply));
+    if (!first) return;
+  }
+  pool_->post(
+      [this, mount, dir, key] {
+        Status s = list_directory(*mount, dir);
+        if (!s.ok()) mount->stats->errors.fetch_add(1, std::memory_order_relaxed);
+        std::vector<Reply> waiters;
+        {
+          std::lock_guard lock(mutex_);
+          waiters = std::move(listing_waiters_[key]);
+          listing_waiters_.erase(key);
+        }
+        for (Reply& r : waiters) r(s);
+      },
+      priority == Priority::background);
+}
+
+void CacheManager::with_file_slot(Mount& mount, const std::string& path, Priority priority,
+                                  std::function<void(Status, uint64_t, SlotSnapshot)> then) {
+  if (NameProblem p = check_mirror_path(path); p != NameProblem::none || path.empty()) {
+    return then(Status::error(ENOENT, mount.config.prefix + std::string("/") + path + ": no such file (" +
+                                          (path.empty() ? "the mount's root is a directory" : describe(p)) + ")"),
+                0, {});
+  }
+  const IndexKey key = index_key(mount.config.id, path.data(), path.size());
+  auto lookup = [this, &mount, path, key](bool listed_now) -> std::optional<std::tuple<Status, uint64_t, SlotSnapshot>> {
+    SlotSnapshot slot;
+    uint64_t index = 0;
+    LookupResult r = index_->find(key, slot, &index);
+    if (r == LookupResult::found) {
+      if (slot.kind() == SlotKind::directory) {
+        return std::tuple{Status::error(EISDIR, mount.config.prefix + std::string("/") + path + ": is a directory"),
+                          index, slot};
+      }
+      return std::tuple{Status{}, index, slot};
+    }
+    if (!listed_now) return std::nullopt;
+    return std::tuple{Status::error(ENOENT, mount.config.prefix + std::string("/") + path + ": no such file in " +
+                                                mount.config.url),
+                      uint64_t{0}, SlotSnapshot{}};
+  };
+  if (auto found = lookup(false)) return then(std::get<0>(*found), std::get<1>(*found), std::get<2>(*found));
+  // Not known yet: list its directory, then look again.
+  ensure_listed(mount.config.id, std::string(parent_of(path)), priority,
+                [lookup, then](Status s) {
+                  if (!s.ok()) return then(s, 0, {});
+                  auto found = lookup(true);
+                  then(std::get<0>(*found), std::get<1>(*found), std::get<2>(*found));
+                });
+}
+
+Status CacheManager::make_placeholder(int dir_fd, const std::string& name, uint64_t size, int64_t mtime_ns) {
+  // Built aside and renamed in: a reader never sees a file of the wrong size.
+  std::string tmp = temp_path();
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::error(errno, tmp + ": " + errno_name(errno));
+  struct timespec times[2] = {{0, UTIME_OMIT},
+                              {static_cast<time_t>(mtime_ns / 1'000'000'000), static_cast<long>(mtime_ns % 1'000'000'000)}};
+  Status s;
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0 || ::futimens(fd, times) != 0) {
+    s = Status::error(errno, name + ": cannot make its placeholder: " + errno_name(errno));
+  }
+  ::close(fd);
+  if (s.ok() && ::renameat(AT_FDCWD, tmp.c_str(), dir_fd, name.c_str()) != 0) {
+    s = Status::error(errno, name + ": cannot place its placeholder: " + errno_name(errno));
+  }
+  if (!s.ok()) ::unlink(tmp.c_str());
+  return s;
+}
+
+Status CacheManager::reconcile_file(Mount& mount, int dir_fd, const std::string& dir_path, const std::string& path,
+                                    const std::string& name, const ObjectInfo& info) {
+  const IndexKey key = index_key(mount.config.id, path.data(), path.size());
+  const uint64_t etag_hash = etag_hash_of(info);
+  SlotSnapshot slot;
+  uint64_t slot_index = 0;
+  bool known = index_->find(key, slot, &slot_index) == LookupResult::found && slot.kind() == SlotKind::file;
+  struct stat st {};
+  bool present = ::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+  if (known && present && slot.etag_hash == etag_hash && slot.size == info.size) return {};  // unchanged
+
+  uint32_t generation = 0;
+  if (known) {
+    // Changed in the store (or the file went missing): readers must stop
+    // trusting the old bytes before the new placeholder replaces them.
+    generation = slot.generation() + 1;
+    index_->modify(slot_index, [&](SlotSnapshot& v) {
+      v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, generation);
+    });
+    if (slot.state() == FileState::complete || slot.state() == FileState::partial) {
+      DSCACHE_LOG(info, "%s/%s changed in the store: its cached bytes are dropped", mount.config.prefix, path.c_str());
+      uint64_t held = slot.state() == FileState::complete ? slot.size : 0;
+      if (held > 0) bytes_cached_.fetch_sub(std::min(held, bytes_cached_.load()));
+    }
+  }
+  if (Status s = make_placeholder(dir_fd, name, info.size, info.mtime_ns()); !s.ok()) {
+    return s.with_context(dir_path);
+  }
+  SlotSnapshot fresh;
+  fresh.key = key;
+  fresh.size = info.size;
+  fresh.mtime_ns = info.mtime_ns();
+  fresh.etag_hash = etag_hash;
+  fresh.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, generation);
+  auto inserted = index_->upsert(fresh);
+  return inserted.ok() ? Status{} : inserted.status();
+}
+
+void CacheManager::remove_entry(Mount& mount, const std::string& path) {
+  // Collect the slots under `path` (a file, or a directory tree), drop them
+  // first (readers stop trusting), then remove the files.
+  const std::string full = mirror_path(mount, path);
+  std::vector<std::string> stack{path};
+  while (!stack.empty()) {
+    std::string p = std::move(stack.back());
+    stack.pop_back();
+    const IndexKey key = index_key(mount.config.id, p.data(), p.size());
+    SlotSnapshot slot;
+    uint64_t slot_index = 0;
+    if (index_->find(key, slot, &slot_index) == LookupResult::found) {
+      if (slot.kind() == SlotKind::file && slot.state() == FileState::complete) {
+        bytes_cached_.fetch_sub(std::min(slot.size, bytes_cached_.load()));
+      }
+      index_->remove(slot_index);
+    }
+    std::string mp = mirror_path(mount, p);
+    struct stat st {};
+    if (::lstat(mp.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      if (DIR* d = ::opendir(mp.c_str())) {
+        while (struct dirent* e = ::readdir(d)) {
+          std::string_view n = e->d_name;
+          if (n != "." && n != "..") stack.push_back(join(p, n));
+        }
+        ::closedir(d);
+      }
+    }
+  }
+  // Out of the namespace at once, deleted at leisure.
+  std::string trash = temp_path();
+  if (::rename(full.c_str(), trash.c_str()) == 0) {
+    pool_->post([trash] { remove_tree(trash); }, true);
+  }
+}
+
+Status CacheManager::list_directory(Mount& mount, const std::string& dir) {
+  const std::string prefix = dir.empty() ? "" : dir + "/";
+  std::vector<ObjectInfo> objects;
+  std::vector<std::string> prefixes;
+  bool marker = false;  // a "dir/" object: the directory exists even if empty
+  ListRequest request;
+  request.prefix = prefix;
+  request.delimiter = "/";
+  do {
+    auto page = mount.store->list(request);
+    if (!page.ok()) return page.status();
+    for (auto& o : page->objects) {
+      if (o.key == prefix) {
+        marker = true;
+      } else {
+        objects.push_back(std::move(o));
+      }
+    }
+    for (auto& p : page->common_prefixes) prefixes.push_back(std::move(p));
+    request.continuation = page->next_continuation;
+  } while (!request.continuation.empty());
+  mount.stats->listings.fetch_add(1, std::memory_order_relaxed);
+
+  const std::string dir_path = mirror_path(mount, dir);
+  if (!dir.empty() && objects.empty() && prefixes.empty() && !marker) {
+    remove_entry(mount, dir);  // gone from the store, if it was ever there
+    return Status::error(ENOENT, mount.config.prefix + std::string("/") + dir + ": no such directory in " +
+                                     mount.config.url);
+  }
+  if (Status s = make_directories(dir_path, 0755); !s.ok()) return s;
+  FdGuard dir_fd{::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (dir_fd.fd < 0) return Status::error(errno, dir_path + ": " + errno_name(errno));
+
+  std::set<std::string> keep;
+  for (const std::string& p : prefixes) {
+    std::string name = p.substr(prefix.size());
+    if (!name.empty() && name.back() == '/') name.pop_back();
+    std::string path = join(dir, name);
+    if (NameProblem problem = check_mirror_path(path); problem != NameProblem::none || name.empty()) {
+      DSCACHE_LOG(info, "%s: prefix '%s' is not in the mirror: %s", mount.config.url, p.c_str(),
+                  describe(problem == NameProblem::none ? NameProblem::empty_segment : problem));
+      continue;
+    }
+    struct stat st {};
+    if (::fstatat(dir_fd.fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
+      remove_entry(mount, path);  // was an object, is now a prefix: the directory wins
+    }
+    if (::mkdirat(dir_fd.fd, name.c_str(), 0755) != 0 && errno != EEXIST) {
+      return Status::error(errno, dir_path + "/" + name + ": cannot create directory: " + errno_name(errno));
+    }
+    keep.insert(name);
+  }
+  for (const ObjectInfo& o : objects) {
+    std::string name = o.key.substr(prefix.size());
+    std::string path = join(dir, name);
+    if (NameProblem problem = check_mirror_path(path); problem != NameProblem::none) {
+      DSCACHE_LOG(info, "%s: key '%s' is not in the mirror: %s", mount.config.url, o.key.c_str(), describe(problem));
+      continue;
+    }
+    if (keep.count(name) != 0) {
+      DSCACHE_LOG(info, "%s: key '%s' is hidden by the prefix '%s/' of the same name", mount.config.url,
+                  o.key.c_str(), o.key.c_str());
+      continue;
+    }
+    if (Status s = reconcile_file(mount, dir_fd.fd, dir_path, path, name, o); !s.ok()) return s;
+    keep.insert(name);
+  }
+  // What the store no longer has leaves the mirror.
+  std::vector<std::string> stale;
+  if (DIR* d = ::opendir(dir_path.c_str())) {
+    while (struct dirent* e = ::readdir(d)) {
+      std::string_view n = e->d_name;
+      if (n != "." && n != ".." && keep.count(std::string(n)) == 0) stale.emplace_back(n);
+    }
+    ::closedir(d);
+  }
+  for (const std::string& name : stale) remove_entry(mount, join(dir, name));
+
+  SlotSnapshot listed;
+  listed.key = index_key(mount.config.id, dir.data(), dir.size());
+  listed.mtime_ns = now_ns();
+  listed.meta = SlotMeta::make(SlotKind::directory, FileState::absent, false, 0);
+  auto r = index_->upsert(listed);
+  return r.ok() ? Status{} : r.status();
+}
+
+}  // namespace dscache

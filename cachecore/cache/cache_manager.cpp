@@ -1,0 +1,255 @@
+#include "cache/cache_manager.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <sstream>
+
+#include "common/log.h"
+#include "index/index_key.h"
+#include "store/open_store.h"
+
+namespace dscache {
+namespace {
+
+std::string read_boot_id() {
+  char buf[64] = {};
+  int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "unknown";
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  std::string id(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  return id.empty() ? "unknown" : id;
+}
+
+}  // namespace
+
+CacheManager::CacheManager(const Config& config, Options options)
+    : config_(config), layout_(config.cache_dir), options_(std::move(options)) {}
+
+CacheManager::~CacheManager() {
+  // Order matters: no new network completions, then no blocking tasks, then no writes.
+  engine_.reset();
+  for (Mount& m : mounts_) m.store.reset();
+  pool_.reset();
+  writer_.reset();
+  for (auto& [key, state] : blocks_) {
+    if (state.writer_fd >= 0) ::close(state.writer_fd);
+  }
+}
+
+Result<std::unique_ptr<CacheManager>> CacheManager::open(const Config& config, const Env& env, Options options) {
+  std::unique_ptr<CacheManager> cache(new CacheManager(config, std::move(options)));
+  const CacheLayout& layout = cache->layout_;
+  if (Status s = make_directories(layout.root, 0700); !s.ok()) return s.with_context("DSCACHE_CACHE_DIR");
+  ::chmod(layout.root.c_str(), 0700);
+  for (const std::string& dir : {layout.run_dir(), layout.tmp_dir(), layout.mirror_root()}) {
+    if (Status s = make_directories(dir, 0700); !s.ok()) return s;
+  }
+
+  IndexOpenResult opened;
+  auto index = IndexWriter::open(layout.index_path(), config.index_entries, config.block_size, &opened);
+  if (!index.ok()) return index.status();
+  cache->index_ = std::move(*index);
+  if (opened.created) {
+    if (!opened.replaced_reason.empty()) {
+      DSCACHE_LOG(warn, "%s was replaced (%s): the cache starts empty", layout.index_path().c_str(),
+                  opened.replaced_reason.c_str());
+    }
+    // A new index knows nothing of the old mirror: start it afresh.
+    std::string old = layout.tmp_dir() + "/old-mirror-" + std::to_string(::getpid());
+    if (::rename(layout.mirror_root().c_str(), old.c_str()) == 0) remove_tree(old);
+    if (Status s = make_directories(layout.mirror_root(), 0700); !s.ok()) return s;
+  }
+  cache->recovery_ = cache->index_->recover(read_boot_id().c_str());
+  const auto& r = cache->recovery_;
+  if (!r.previous_clean) {
+    DSCACHE_LOG(warn, "the previous daemon did not shut down cleanly%s: %llu fills reset, %llu files to verify",
+                r.rebooted ? " and the machine rebooted since" : "", static_cast<unsigned long long>(r.filling_reset),
+                static_cast<unsigned long long>(r.unverified));
+  }
+  // Leftovers of fills that were in flight.
+  if (DIR* tmp = ::opendir(layout.tmp_dir().c_str())) {
+    while (struct dirent* d = ::readdir(tmp)) {
+      std::string_view name = d->d_name;
+      if (name != "." && name != "..") remove_tree(layout.tmp_dir() + "/" + std::string(name));
+    }
+    ::closedir(tmp);
+  }
+
+  // One fetch engine for every S3 mount; its retry and TLS settings come from
+  // the same AWS configuration the stores use.
+  FetchEngineOptions engine_options;
+  if (auto s3 = resolve_s3_settings(env); s3.ok()) engine_options = fetch_engine_options(*s3);
+  cache->engine_ = std::make_shared<FetchEngine>(engine_options);
+
+  StatsBlock& stats = cache->index_->stats();
+  for (int i = 0; i < config.mount_count; ++i) {
+    Mount mount;
+    mount.config = config.mounts[i];
+    mount.dir = layout.mount_dir(mount.config);
+    if (Status s = make_directories(mount.dir, 0755); !s.ok()) return s;
+    auto store = cache->options_.open_store ? cache->options_.open_store(mount.config)
+                                            : open_store(mount.config.url, env, cache->engine_);
+    if (!store.ok()) {
+      return store.status().with_context(std::string("mount ") + mount.config.prefix + "=" + mount.config.url);
+    }
+    mount.store = *store;
+    // Stats keep their slot across restarts: find this mount's, else a free one.
+    MountStats* slot = nullptr;
+    for (MountStats& ms : stats.mounts) {
+      if (ms.mount_id.load() == mount.config.id) slot = &ms;
+    }
+    for (MountStats& ms : stats.mounts) {
+      if (slot == nullptr && ms.mount_id.load() == 0) {
+        slot = &ms;
+        slot->mount_id.store(mount.config.id);
+      }
+    }
+    mount.stats = slot != nullptr ? slot : &stats.total;
+    cache->mounts_.push_back(std::move(mount));
+  }
+
+  FillWriter::Options writer_options;
+  writer_options.use_io_uring = cache->options_.use_io_uring;
+  cache->writer_ = std::make_unique<FillWriter>(writer_options);
+  cache->pool_ = std::make_unique<ThreadPool>(cache->options_.pool_threads);
+  cache->rebuild_accounting();
+  return cache;
+}
+
+CacheManager::Mount* CacheManager::mount_by_id(uint64_t mount_id) {
+  for (Mount& m : mounts_) {
+    if (m.config.id == mount_id) return &m;
+  }
+  return nullptr;
+}
+
+std::string CacheManager::mirror_path(const Mount& mount, std::string_view path) const {
+  return path.empty() ? mount.dir : mount.dir + "/" + std::string(path);
+}
+
+std::string CacheManager::temp_path() {
+  return layout_.tmp_dir() + "/fill-" + std::to_string(::getpid()) + "-" + std::to_string(temp_counter_.fetch_add(1));
+}
+
+int64_t CacheManager::now_ns() const {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace {
+
+Status unknown_mount(uint64_t mount_id) {
+  char id[17];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(mount_id));
+  return Status::error(ENODEV, std::string("mount ") + id +
+                                   " is not configured in the running daemon (it was started with another "
+                                   "DSCACHE_MOUNTS; stop it with `dscache daemon --stop` to restart it)");
+}
+
+}  // namespace
+
+void CacheManager::fetch_object(uint64_t mount_id, const std::string& path, Priority priority, Reply reply) {
+  Mount* mount = mount_by_id(mount_id);
+  if (mount == nullptr) return reply(unknown_mount(mount_id));
+  with_file_slot(*mount, path, priority, [this, mount, path, priority, reply](Status s, uint64_t slot_index,
+                                                                              SlotSnapshot slot) {
+    if (!s.ok()) return reply(s);
+    if (slot.size > config_.whole_file_max) {
+      return fetch_range(mount->config.id, path, 0, slot.size, false, priority, reply);
+    }
+    const IndexKey key = slot.key;
+    switch (slot.state()) {
+      case FileState::complete:
+        index_->reader().touch(slot_index, index_->now_access_stamp());
+        mount->stats->hits.fetch_add(1, std::memory_order_relaxed);
+        return reply({});
+      case FileState::unverified: {
+        std::lock_guard lock(mutex_);
+        auto [it, first] = fill_waiters_.try_emplace(key);
+        it->second.push_back(reply);
+        if (!first) return;
+        ++in_flight_;
+        pool_->post([this, mount, path, key, priority] { verify_then_serve(*mount, path, key, priority); });
+        return;
+      }
+      default: {
+        std::lock_guard lock(mutex_);
+        auto [it, first] = fill_waiters_.try_emplace(key);
+        it->second.push_back(reply);
+        if (!first) return;  // single-flight: the fill in progress answers everyone
+        mount->stats->misses.fetch_add(1, std::memory_order_relaxed);
+        ++in_flight_;
+        pool_->post([this, mount, path, key, priority] { start_fill(*mount, path, key, priority); },
+                    priority == Priority::background);
+        return;
+      }
+    }
+  });
+}
+
+void CacheManager::complete_file(uint64_t mount_id, const std::string& path, Priority priority, Reply reply) {
+  Mount* mount = mount_by_id(mount_id);
+  if (mount == nullptr) return reply(unknown_mount(mount_id));
+  with_file_slot(*mount, path, priority, [this, mount, path, priority, reply](Status s, uint64_t, SlotSnapshot slot) {
+    if (!s.ok()) return reply(s);
+    if (slot.size <= config_.whole_file_max) return fetch_object(mount->config.id, path, priority, reply);
+    fetch_range(mount->config.id, path, 0, slot.size, false, priority, reply);
+  });
+}
+
+void CacheManager::pin(uint64_t client, uint64_t mount_id, const std::string& path) {
+  std::lock_guard lock(mutex_);
+  pins_[index_key(mount_id, path.data(), path.size())].insert(client);
+}
+
+void CacheManager::unpin(uint64_t client, uint64_t mount_id, const std::string& path) {
+  std::lock_guard lock(mutex_);
+  auto it = pins_.find(index_key(mount_id, path.data(), path.size()));
+  if (it == pins_.end()) return;
+  if (auto one = it->second.find(client); one != it->second.end()) it->second.erase(one);
+  if (it->second.empty()) pins_.erase(it);
+}
+
+void CacheManager::release_client(uint64_t client) {
+  std::lock_guard lock(mutex_);
+  for (auto it = pins_.begin(); it != pins_.end();) {
+    it->second.erase(client);
+    it = it->second.empty() ? pins_.erase(it) : std::next(it);
+  }
+}
+
+bool CacheManager::idle() const {
+  std::lock_guard lock(mutex_);
+  return in_flight_.load() == 0 && listing_waiters_.empty() && fill_waiters_.empty() && pool_->queued() == 0;
+}
+
+std::string CacheManager::status_text() const {
+  std::ostringstream out;
+  const IndexHeader& h = index_->header();
+  out << "cache dir:   " << layout_.root << "\n";
+  out << "index:       " << h.live_entries.load() << " entries in " << h.slot_count << " slots ("
+      << (100 * h.slots_used.load() / h.slot_count) << "% used)\n";
+  out << "cached:      " << bytes_cached_.load() << " bytes";
+  if (uint64_t cap = capacity_bytes(); cap != UINT64_MAX) out << " of " << cap;
+  out << "\nwrites:      " << (writer_->using_io_uring() ? "io_uring" : "pwrite") << "\n";
+  for (const Mount& m : mounts_) out << "mount:       " << m.config.prefix << " = " << m.config.url << "\n";
+  return out.str();
+}
+
+void CacheManager::shutdown() {
+  int fd = ::open(layout_.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::syncfs(fd);  // the bytes behind every "complete" reach the disk
+    ::close(fd);
+  }
+  index_->mark_clean();
+}
+
+}  // namespace dscache

@@ -1,0 +1,176 @@
+// CacheManager: the node cache itself, owned by the daemon.
+//
+// It keeps the namespace mirror (real directories, files of the objects'
+// exact sizes), is the only writer of the shared index, fetches objects whole
+// (up to DSCACHE_WHOLE_FILE_MAX) or by block into the mirror, writes through
+// io_uring, evicts by LRU within DSCACHE_CACHE_SIZE and the free-space guard,
+// and counts everything in the shared stats.
+//
+// Every request completes its reply exactly once, on an internal thread, when
+// what it asked for is published (or with an errno and a one-line message).
+// Concurrent requests for the same listing, object or block are served by one
+// fetch (single-flight), whichever process they come from.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/fill_writer.h"
+#include "cache/mirror.h"
+#include "common/env.h"
+#include "common/status.h"
+#include "common/thread_pool.h"
+#include "config/config.h"
+#include "http/fetch_engine.h"
+#include "index/index_writer.h"
+#include "store/object_store.h"
+
+namespace dscache {
+
+struct IndexKeyHash {
+  size_t operator()(const IndexKey& k) const { return static_cast<size_t>(k.lo ^ (k.hi * 0x9E3779B97F4A7C15ull)); }
+};
+
+class CacheManager {
+ public:
+  using Reply = std::function<void(Status)>;
+
+  struct Options {
+    bool use_io_uring = true;
+    int pool_threads = 8;
+    // Tests inject stores (a MemoryStore, a FailureStore); by default each
+    // mount opens the store its URL names.
+    std::function<Result<std::shared_ptr<ObjectStore>>(const MountConfig&)> open_store;
+  };
+
+  static Result<std::unique_ptr<CacheManager>> open(const Config& config, const Env& env, Options options);
+  ~CacheManager();
+
+  void ensure_listed(uint64_t mount_id, const std::string& dir, Priority priority, Reply reply);
+  void fetch_object(uint64_t mount_id, const std::string& path, Priority priority, Reply reply);
+  void fetch_range(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length, bool sequential,
+                   Priority priority, Reply reply);
+  void complete_file(uint64_t mount_id, const std::string& path, Priority priority, Reply reply);
+
+  // A partial file pinned by a client is never evicted; a client that goes
+  // away releases its pins.
+  void pin(uint64_t client, uint64_t mount_id, const std::string& path);
+  void unpin(uint64_t client, uint64_t mount_id, const std::string& path);
+  void release_client(uint64_t client);
+
+  // Nothing fetching or listing.
+  bool idle() const;
+  std::string status_text() const;
+  // Evicts until within capacity (also runs by itself after fills).
+  void enforce_capacity();
+  // Syncs the cache's file system and marks the index clean.
+  void shutdown();
+
+  const CacheLayout& layout() const { return layout_; }
+  IndexWriter& index() { return *index_; }
+  const IndexWriter::Recovery& recovery() const { return recovery_; }
+  uint64_t bytes_cached() const { return bytes_cached_.load(); }
+  uint64_t capacity_bytes() const;
+
+  // Verifies every complete file's checksum (fsck). Returns the number that
+  // failed; with repair, those become absent (refetched on next use).
+  uint64_t verify_all(bool repair, std::string* report);
+
+ private:
+  struct Mount {
+    MountConfig config;
+    std::shared_ptr<ObjectStore> store;
+    std::string dir;  // mirror directory
+    MountStats* stats = nullptr;
+  };
+  struct BlockWaiter {
+    uint64_t first, last;
+    Reply reply;
+  };
+  struct BlockState {
+    std::vector<BlockWaiter> waiters;
+    std::set<uint64_t> in_flight;  // blocks being fetched
+    uint64_t readahead_end = 0;    // where the last sequential request ended
+    uint64_t window = 0;           // current readahead window, in bytes
+    int writer_fd = -1;            // the mirror file, open for block writes
+  };
+
+  CacheManager(const Config& config, Options options);
+
+  Mount* mount_by_id(uint64_t mount_id);
+  std::string mirror_path(const Mount& mount, std::string_view path) const;
+  std::string temp_path();
+  int64_t now_ns() const;
+
+  // cache_listing.cpp
+  Status list_directory(Mount& mount, const std::string& dir);
+  Status reconcile_file(Mount& mount, int dir_fd, const std::string& dir_path, const std::string& path,
+                        const std::string& name, const ObjectInfo& info);
+  void remove_entry(Mount& mount, const std::string& path);
+  Status make_placeholder(int dir_fd, const std::string& name, uint64_t size, int64_t mtime_ns);
+  // Looks up a file's slot, listing its directory first when needed.
+  void with_file_slot(Mount& mount, const std::string& path, Priority priority,
+                      std::function<void(Status, uint64_t slot, SlotSnapshot)> then);
+
+  // cache_fill.cpp
+  void start_fill(Mount& mount, const std::string& path, const IndexKey& key, Priority priority);
+  void finish_fill(Mount& mount, const std::string& path, const IndexKey& key, Status status);
+  void verify_then_serve(Mount& mount, const std::string& path, const IndexKey& key, Priority priority);
+
+  // cache_blocks.cpp
+  void request_blocks(Mount& mount, const std::string& path, uint64_t slot_index, const SlotSnapshot& slot,
+                      uint64_t first, uint64_t last, uint64_t readahead_last, Priority priority, Reply reply);
+  void fetch_block_run(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
+                       uint64_t first, uint64_t last, Priority priority);
+  void blocks_arrived(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
+                      uint64_t first, uint64_t last, Status status);
+
+  // cache_evict.cpp
+  struct CachedFile {
+    uint64_t slot = 0;
+    IndexKey key;
+    Mount* mount = nullptr;
+    std::string path;
+  };
+  void note_cached(Mount& mount, const std::string& path, uint64_t slot_index, const IndexKey& key);
+  bool make_room(uint64_t bytes);
+  bool evict_one();
+  void evict(const CachedFile& file);
+  void rebuild_accounting();
+  void register_cached_files(Mount& mount);
+
+  const Config config_;
+  const CacheLayout layout_;
+  Options options_;
+  std::vector<Mount> mounts_;
+  std::unique_ptr<IndexWriter> index_;
+  IndexWriter::Recovery recovery_;
+  std::shared_ptr<FetchEngine> engine_;
+  std::unique_ptr<FillWriter> writer_;
+  std::unique_ptr<ThreadPool> pool_;
+
+  mutable std::mutex mutex_;
+  std::unordered_map<IndexKey, std::vector<Reply>, IndexKeyHash> listing_waiters_;
+  std::unordered_map<IndexKey, std::vector<Reply>, IndexKeyHash> fill_waiters_;
+  std::unordered_map<IndexKey, BlockState, IndexKeyHash> blocks_;
+  std::unordered_map<IndexKey, std::multiset<uint64_t>, IndexKeyHash> pins_;
+  // Files holding data, for sampled LRU eviction (the index has no paths).
+  std::vector<CachedFile> cached_;
+  std::unordered_map<IndexKey, size_t, IndexKeyHash> cached_position_;
+  uint64_t evict_rng_ = 0x9E3779B97F4A7C15ull;
+  std::atomic<uint64_t> bytes_cached_{0};
+  std::atomic<uint64_t> temp_counter_{0};
+  std::atomic<int> in_flight_{0};
+  std::mutex evict_mutex_;
+};
+
+}  // namespace dscache

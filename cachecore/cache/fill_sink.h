@@ -1,0 +1,55 @@
+// FillSink: the ByteSink fetches write into: it gathers bytes into the
+// FillWriter's pool buffers (one run per contiguous range, so parallel parts
+// stay apart) and writes each full buffer with io_uring. finish() flushes,
+// waits for every write, and gives the first error. When the bytes arrived
+// in order it also has their XXH3-64 checksum, computed on the way through.
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+#include "cache/fill_writer.h"
+#include "store/object_store.h"
+
+namespace dscache {
+
+class FillSink final : public ByteSink {
+ public:
+  // Object byte N goes to file offset N - base.
+  FillSink(FillWriter& writer, int fd, uint64_t base);
+  ~FillSink() override;
+
+  Status write_at(uint64_t offset, std::span<const std::byte> data) override;
+  Status finish();
+
+  bool in_order() const { return in_order_; }
+  uint64_t checksum() const;  // valid when in_order()
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  struct Run {
+    uint64_t start = 0;  // object offset of buffer.data[0]
+    FillWriter::Buffer buffer;
+  };
+  void submit_locked(Run run);
+
+  FillWriter& writer_;
+  const int fd_;
+  const uint64_t base_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<Run> runs_;
+  uint64_t outstanding_ = 0;
+  Status error_;
+  void* hash_state_;  // XXH3_state_t
+  uint64_t next_in_order_;
+  bool in_order_ = true;
+  uint64_t bytes_ = 0;
+};
+
+// XXH3-64 of a file's first `size` bytes, read back (for bytes that arrived
+// out of order, and for verification). EIO-style status on a short read.
+Result<uint64_t> checksum_file(int fd, uint64_t size);
+
+}  // namespace dscache

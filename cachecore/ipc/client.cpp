@@ -1,0 +1,218 @@
+// libc only: this file is also compiled into libdscache.so.
+#include "ipc/client.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+extern char** environ;
+
+namespace dscache::ipc {
+namespace {
+
+bool write_all(int fd, const char* data, size_t length) {
+  while (length > 0) {
+    ssize_t n = ::send(fd, data, length, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += n;
+    length -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool read_all(int fd, char* data, size_t length) {
+  while (length > 0) {
+    ssize_t n = ::recv(fd, data, length, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = ECONNRESET;
+      return false;
+    }
+    data += n;
+    length -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+int try_connect(const char* path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int err = errno;
+    ::close(fd);
+    return -err;
+  }
+  return fd;
+}
+
+// The last line of the daemon's log, for "cannot start" messages.
+void last_log_line(const Config& config, char* out, size_t size) {
+  out[0] = '\0';
+  char path[kMaxPathLength + 32];
+  std::snprintf(path, sizeof path, "%s/daemon.log", config.cache_dir);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  char buf[2048];
+  off_t end = ::lseek(fd, 0, SEEK_END);
+  off_t start = end > static_cast<off_t>(sizeof buf - 1) ? end - static_cast<off_t>(sizeof buf - 1) : 0;
+  ssize_t n = ::pread(fd, buf, sizeof buf - 1, start);
+  ::close(fd);
+  if (n <= 0) return;
+  buf[n] = '\0';
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
+  const char* line = std::strrchr(buf, '\n');
+  line = line != nullptr ? line + 1 : buf;
+  size_t copy = std::strlen(line) < size - 1 ? std::strlen(line) : size - 1;
+  std::memcpy(out, line, copy);
+  out[copy] = '\0';
+}
+
+// fork, setsid, fork, exec: the daemon belongs to no process group of the
+// caller's and is no child the caller must reap. Only async-signal-safe calls
+// happen between fork and exec; the environment is prepared before.
+int spawn_daemon(const Config& config, const char* binary) {
+  static char* env_copy[4096];
+  size_t n = 0;
+  for (char** e = environ; e != nullptr && *e != nullptr && n + 1 < sizeof env_copy / sizeof env_copy[0]; ++e) {
+    if (std::strncmp(*e, "LD_PRELOAD=", 11) == 0) continue;  // the daemon is not a client
+    env_copy[n++] = *e;
+  }
+  env_copy[n] = nullptr;
+  char log_path[kMaxPathLength + 32];
+  std::snprintf(log_path, sizeof log_path, "%s/daemon.log", config.cache_dir);
+  char* const argv[] = {const_cast<char*>(binary), const_cast<char*>("daemon"), const_cast<char*>("--detached"),
+                        nullptr};
+  pid_t pid = ::fork();
+  if (pid < 0) return -errno;
+  if (pid == 0) {
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    int null_fd = ::open("/dev/null", O_RDONLY);
+    int log_fd = ::open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (null_fd >= 0) ::dup2(null_fd, 0);
+    if (log_fd >= 0) {
+      ::dup2(log_fd, 1);
+      ::dup2(log_fd, 2);
+    }
+    ::execve(binary, argv, env_copy);
+    static const char kMessage[] = "dscache: cannot execute the daemon binary\n";
+    [[maybe_unused]] ssize_t w = ::write(2, kMessage, sizeof kMessage - 1);
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool socket_path(const Config& config, char* out, size_t size) {
+  int n = std::snprintf(out, size, "%s/run/daemon.sock", config.cache_dir);
+  return n > 0 && static_cast<size_t>(n) < size && static_cast<size_t>(n) < sizeof(sockaddr_un::sun_path);
+}
+
+int DaemonClient::connect(const Config& config, const char* daemon_binary, int wait_ms, char* error,
+                          size_t error_size) {
+  close();
+  char path[sizeof(sockaddr_un::sun_path)];
+  if (!socket_path(config, path, sizeof path)) {
+    std::snprintf(error, error_size,
+                  "DSCACHE_CACHE_DIR='%s' is too long for the daemon's socket path (about 90 bytes at most)",
+                  config.cache_dir);
+    return -ENAMETOOLONG;
+  }
+  int fd = try_connect(path);
+  if (fd >= 0) {
+    fd_ = fd;
+    return 0;
+  }
+  if (daemon_binary == nullptr) {
+    std::snprintf(error, error_size, "no dscache daemon is running for %s (%s)", config.cache_dir, std::strerror(-fd));
+    return fd;
+  }
+  // The cache directory must exist for the daemon's log.
+  char dir[kMaxPathLength];
+  std::snprintf(dir, sizeof dir, "%s", config.cache_dir);
+  for (char* p = dir + 1; *p != '\0'; ++p) {
+    if (*p != '/') continue;
+    *p = '\0';
+    ::mkdir(dir, 0755);
+    *p = '/';
+  }
+  ::mkdir(dir, 0700);
+  if (int rc = spawn_daemon(config, daemon_binary); rc < 0) {
+    std::snprintf(error, error_size, "cannot start the dscache daemon %s: %s", daemon_binary, std::strerror(-rc));
+    return rc;
+  }
+  for (int waited = 0; waited < wait_ms; waited += 10) {
+    fd = try_connect(path);
+    if (fd >= 0) {
+      fd_ = fd;
+      return 0;
+    }
+    timespec ts{0, 10'000'000};
+    ::nanosleep(&ts, nullptr);
+  }
+  char last[512];
+  last_log_line(config, last, sizeof last);
+  std::snprintf(error, error_size, "the dscache daemon did not start within %d ms%s%s (log: %s/daemon.log)", wait_ms,
+                last[0] != '\0' ? ": " : "", last, config.cache_dir);
+  return -EHOSTDOWN;
+}
+
+void DaemonClient::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+int DaemonClient::call(MessageType type, uint64_t mount_id, const char* path, uint64_t offset, uint64_t length,
+                       uint32_t flags, uint64_t* value, char* text, size_t text_size) {
+  if (text_size > 0) text[0] = '\0';
+  if (fd_ < 0) return -ENOTCONN;
+  char buffer[kMaxMessage];
+  const uint32_t id = next_id_++;
+  size_t path_length = path != nullptr ? std::strlen(path) : 0;
+  size_t n = encode_request(buffer, type, id, mount_id, path, path_length, offset, length, flags);
+  if (n == 0) return ENAMETOOLONG;
+  if (!write_all(fd_, buffer, n)) {
+    int err = errno;
+    close();
+    return -err;
+  }
+  MessageHeader header{};
+  if (!read_all(fd_, reinterpret_cast<char*>(&header), sizeof header) || !header_valid(header) ||
+      header.request_id != id || header.type != static_cast<uint16_t>(MessageType::reply) ||
+      header.length < sizeof(ReplyBody) || !read_all(fd_, buffer, header.length)) {
+    int err = errno != 0 ? errno : EPROTO;
+    close();
+    return -err;
+  }
+  ReplyBody body{};
+  std::memcpy(&body, buffer, sizeof body);
+  if (value != nullptr) *value = body.value;
+  if (text_size > 0) {
+    size_t copy = body.text_length < text_size - 1 ? body.text_length : text_size - 1;
+    if (copy > header.length - sizeof body) copy = header.length - sizeof body;
+    std::memcpy(text, buffer + sizeof body, copy);
+    text[copy] = '\0';
+  }
+  return body.error;
+}
+
+}  // namespace dscache::ipc

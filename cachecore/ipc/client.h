@@ -1,0 +1,43 @@
+// DaemonClient: a blocking connection to the node daemon, libc only (the
+// shim uses it; so do the tools and tests). Starts the daemon on demand:
+// exactly one wins the lock file, the others wait and connect.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "config/config.h"
+#include "ipc/protocol.h"
+
+namespace dscache::ipc {
+
+// <cache_dir>/run/daemon.sock etc. False if a path does not fit.
+bool socket_path(const Config& config, char* out, size_t size);
+
+class DaemonClient {
+ public:
+  DaemonClient() = default;
+  ~DaemonClient() { close(); }
+  DaemonClient(const DaemonClient&) = delete;
+  DaemonClient& operator=(const DaemonClient&) = delete;
+
+  // Connects; if no daemon answers and `daemon_binary` is set, starts
+  // `daemon_binary daemon --detached` (with the caller's environment minus
+  // LD_PRELOAD) and waits up to `wait_ms` for it. 0, or -errno with a
+  // one-line reason in `error`.
+  int connect(const Config& config, const char* daemon_binary, int wait_ms, char* error, size_t error_size);
+  void close();
+  bool connected() const { return fd_ >= 0; }
+
+  // One request, one reply. Returns the reply's errno (0: done), or a
+  // negative errno if the connection failed (then the client is closed).
+  // `text` receives the reply's text (NUL-terminated, truncated to fit).
+  int call(MessageType type, uint64_t mount_id, const char* path, uint64_t offset, uint64_t length, uint32_t flags,
+           uint64_t* value, char* text, size_t text_size);
+
+ private:
+  int fd_ = -1;
+  uint32_t next_id_ = 1;
+};
+
+}  // namespace dscache::ipc

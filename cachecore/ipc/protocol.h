@@ -1,0 +1,69 @@
+// The daemon protocol: versioned, length-prefixed binary messages on a Unix
+// stream socket. Plain data, libc only (the shim speaks it).
+//
+// Every request names what it needs and gets exactly one reply, sent when
+// the data is published (or with an errno and a one-line message). A client
+// that disconnects releases everything it held (pins).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "config/config.h"
+
+namespace dscache::ipc {
+
+inline constexpr uint32_t kMagic = 0x44534331;  // "DSC1"
+inline constexpr uint16_t kVersion = 1;
+inline constexpr size_t kMaxMessage = 8192;
+inline constexpr size_t kMaxReplyText = 1024;
+
+enum class MessageType : uint16_t {
+  hello = 1,          // -> value: the daemon's pid
+  ensure_listed = 2,  // path: a directory ("" for the mount root); its listing is present and fresh
+  fetch_object = 3,   // path: a file; it is complete (whole objects up to DSCACHE_WHOLE_FILE_MAX)
+  fetch_range = 4,    // path, offset, length: those bytes of a large file are present; readahead hint in flags
+  complete_file = 5,  // path: every byte of the file is present (mmap, sendfile, exec of a partial file)
+  pin = 6,            // path: keep the (partial) file while this connection lives
+  unpin = 7,
+  status = 8,         // -> text: the daemon's state (for `dscache status`)
+  reply = 100,
+};
+
+struct MessageHeader {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t type;        // MessageType
+  uint32_t length;      // bytes after this header
+  uint32_t request_id;  // echoed in the reply
+};
+static_assert(sizeof(MessageHeader) == 16);
+
+inline constexpr uint32_t kFlagSequential = 1;  // fetch_range: the reader is streaming: read ahead
+inline constexpr uint32_t kFlagBackground = 2;  // warmup traffic: behind demand requests
+
+struct RequestBody {
+  uint64_t mount_id;
+  uint64_t offset;
+  uint64_t length;
+  uint32_t flags;
+  uint32_t path_length;  // followed by the path (relative to the mount), not NUL-terminated
+};
+static_assert(sizeof(RequestBody) == 32);
+
+struct ReplyBody {
+  int32_t error;  // 0 or an errno
+  uint32_t text_length;  // followed by the text (an error message, or status output)
+  uint64_t value;
+};
+static_assert(sizeof(ReplyBody) == 16);
+
+// Encodes a request into `out` (capacity kMaxMessage); returns its length, or 0 if the path is too long.
+size_t encode_request(char* out, MessageType type, uint32_t request_id, uint64_t mount_id, const char* path,
+                      size_t path_length, uint64_t offset, uint64_t length, uint32_t flags);
+size_t encode_reply(char* out, uint32_t request_id, int error, uint64_t value, const char* text, size_t text_length);
+
+// Validates a header read from the wire (magic, version, length bound).
+bool header_valid(const MessageHeader& header);
+
+}  // namespace dscache::ipc

@@ -154,19 +154,29 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
   SlotSnapshot slot;
   index_->reader().read(slot_index, slot);
   const BlockRecord* record = index_->reader().block_record(slot.aux);
+  const uint32_t generation = slot.generation();
   int fd = -1;
   {
     std::lock_guard lock(mutex_);
     BlockState& state = blocks_[key];
-    if (state.writer_fd < 0) state.writer_fd = ::open(mirror_path(mount, path).c_str(), O_RDWR | O_CLOEXEC);
+    // The file is replaced (evicted, changed) only with a new generation: an
+    // fd opened under another generation may be the old inode.
+    if (state.writer_fd >= 0 && state.writer_generation != generation) {
+      ::close(state.writer_fd);
+      state.writer_fd = -1;
+    }
+    if (state.writer_fd < 0) {
+      state.writer_fd = ::open(mirror_path(mount, path).c_str(), O_RDWR | O_CLOEXEC);
+      state.writer_generation = generation;
+    }
     fd = state.writer_fd;
   }
   if (fd < 0 || record == nullptr) {
-    return blocks_arrived(mount, path, key, slot_index, first, last,
+    return blocks_arrived(mount, path, key, slot_index, first, last, generation,
                           Status::error(fd < 0 ? errno : EIO, mirror_path(mount, path) + ": cannot open for filling"));
   }
   if (!make_room((last - first + 1) * config_.block_size)) {
-    return blocks_arrived(mount, path, key, slot_index, first, last,
+    return blocks_arrived(mount, path, key, slot_index, first, last, generation,
                           Status::error(ENOSPC, "the cache is full and nothing in it can be evicted"));
   }
   const uint64_t offset = first * config_.block_size;
@@ -180,9 +190,9 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
   FillSink& sink_ref = *sink;
   mount.store->get_async(
       path, request, sink_ref, priority,
-      [this, &mount, path, key, slot_index, first, last, length, sink, priority](Result<GetResult> result) {
+      [this, &mount, path, key, slot_index, first, last, length, sink, generation, priority](Result<GetResult> result) {
         pool_->post(
-            [this, &mount, path, key, slot_index, first, last, length, sink, result = std::move(result)] {
+            [this, &mount, path, key, slot_index, first, last, length, sink, generation, result = std::move(result)] {
               Status status = sink->finish();
               if (!result.ok()) status = result.status();
               if (status.ok() && result->length != length) {
@@ -193,21 +203,27 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
                 mount.stats->bytes_fetched.fetch_add(length, std::memory_order_relaxed);
                 mount.stats->objects_fetched.fetch_add(1, std::memory_order_relaxed);
               }
-              blocks_arrived(mount, path, key, slot_index, first, last, status);
+              blocks_arrived(mount, path, key, slot_index, first, last, generation, status);
             },
             priority == Priority::background);
       });
 }
 
 void CacheManager::blocks_arrived(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
-                                  uint64_t first, uint64_t last, Status status) {
+                                  uint64_t first, uint64_t last, uint32_t generation, Status status) {
   SlotSnapshot slot;
   index_->reader().read(slot_index, slot);
   BlockRecord* record = index_->block_record(slot.aux);
   int fd = -1;
   {
     std::lock_guard lock(mutex_);
-    fd = blocks_[key].writer_fd;
+    BlockState& state = blocks_[key];
+    if (state.writer_generation == generation) fd = state.writer_fd;
+  }
+  if (status.ok() && (slot.generation() != generation || fd < 0)) {
+    // Replaced while its blocks were in flight: these bytes belong to the old file.
+    status = Status::error(ESTALE, mount.config.prefix + std::string("/") + path + ": replaced while being filled");
+    record = nullptr;
   }
   bool complete = false;
   if (status.ok() && record != nullptr && slot.key == key) {
@@ -231,6 +247,12 @@ void CacheManager::blocks_arrived(Mount& mount, const std::string& path, const I
     if (slot.state() == FileState::absent) note_cached(mount, path, slot_index, key);
   } else if (status.code() == ESTALE && record != nullptr) {
     // The object changed: its blocks are worthless, and the listing must be refreshed.
+    {
+      std::lock_guard lock(mutex_);
+      BlockState& state = blocks_[key];
+      if (state.writer_fd >= 0) ::close(state.writer_fd);
+      state.writer_fd = -1;
+    }
     for (uint64_t w = 0; w < BlockRecord::words(record->block_capacity); ++w) record->bitmap()[w].store(0);
     index_->modify(slot_index, [](SlotSnapshot& v) {
       v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation() + 1);

@@ -102,6 +102,7 @@ class CacheManager {
     uint64_t readahead_end = 0;    // where the last sequential request ended
     uint64_t window = 0;           // current readahead window, in bytes
     int writer_fd = -1;            // the mirror file, open for block writes
+    uint32_t writer_generation = 0;  // the slot generation writer_fd was opened under
   };
 
   CacheManager(const Config& config, Options options);
@@ -132,7 +133,7 @@ class CacheManager {
   void fetch_block_run(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
                        uint64_t first, uint64_t last, Priority priority);
   void blocks_arrived(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
-                      uint64_t first, uint64_t last, Status status);
+                      uint64_t first, uint64_t last, uint32_t generation, Status status);
 
   // cache_evict.cpp
   struct CachedFile {

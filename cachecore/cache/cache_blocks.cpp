@@ -204,6 +204,7 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
                 mount.stats->objects_fetched.fetch_add(1, std::memory_order_relaxed);
               }
               blocks_arrived(mount, path, key, slot_index, first, last, generation, status);
+              release((last - first + 1) * config_.block_size);
             },
             priority == Priority::background);
       });

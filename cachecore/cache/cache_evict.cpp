@@ -81,23 +81,29 @@ void CacheManager::register_cached_files(Mount& mount) {
 bool CacheManager::make_room(uint64_t bytes) {
   std::lock_guard evict_lock(evict_mutex_);
   for (int round = 0; round < 100000; ++round) {
-    bool over = config_.cache_size != 0 && bytes_cached_.load() + bytes > config_.cache_size;
+    const uint64_t wanted = bytes + reserved_.load();
+    bool over = config_.cache_size != 0 && bytes_cached_.load() + wanted > config_.cache_size;
     struct statvfs fs {};
     if (!over && ::statvfs(layout_.root.c_str(), &fs) == 0 && fs.f_blocks > 0) {
       double total = static_cast<double>(fs.f_blocks) * static_cast<double>(fs.f_frsize);
-      double free = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize) - static_cast<double>(bytes);
+      double free = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize) - static_cast<double>(wanted);
       over = free < config_.free_space_ratio * total;
       if (!over && fs.f_files > 0) {
         over = static_cast<double>(fs.f_favail) < config_.free_space_ratio * static_cast<double>(fs.f_files);
       }
     }
-    if (!over) return true;
+    if (!over) {
+      reserved_.fetch_add(bytes);
+      return true;
+    }
     if (!evict_one()) return false;
   }
   return false;
 }
 
-void CacheManager::enforce_capacity() { (void)make_room(0); }
+void CacheManager::enforce_capacity() {
+  if (make_room(0)) release(0);
+}
 
 bool CacheManager::evict_one() {
   CachedFile victim;

@@ -21,6 +21,7 @@ struct FillJob {
   std::unique_ptr<FillSink> sink;
   std::chrono::steady_clock::time_point started;
   uint64_t slot_index = 0;
+  uint64_t reserved = 0;  // bytes make_room() set aside for this fill
 };
 
 void record_latency(MountStats& stats, std::chrono::steady_clock::duration elapsed) {
@@ -67,12 +68,14 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
   });
 
   auto job = std::make_shared<FillJob>();
+  job->reserved = slot.size;
   job->temp = temp_path();
   job->slot_index = slot_index;
   job->started = std::chrono::steady_clock::now();
   job->fd = ::open(job->temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (job->fd < 0) {
     Status s = Status::error(errno, job->temp + ": cannot create a cache file: " + errno_name(errno));
+    release(job->reserved);
     index_->modify(slot_index, [](SlotSnapshot& v) {
       v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation());
     });
@@ -160,6 +163,7 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
       }
       DSCACHE_LOG(warn, "fetching %s/%s failed: %s", mount.config.prefix, path.c_str(), status.message().c_str());
     }
+    release(job->reserved);  // now counted in bytes_cached_, or not needed
     finish_fill(mount, path, key, status);
   };
 

@@ -239,7 +239,14 @@ std::string CacheManager::status_text() const {
   out << "cached:      " << bytes_cached_.load() << " bytes";
   if (uint64_t cap = capacity_bytes(); cap != UINT64_MAX) out << " of " << cap;
   out << "\nwrites:      " << (writer_->using_io_uring() ? "io_uring" : "pwrite") << "\n";
-  for (const Mount& m : mounts_) out << "mount:       " << m.config.prefix << " = " << m.config.url << "\n";
+  for (const Mount& m : mounts_) {
+    const MountStats& st = *m.stats;
+    out << "mount:       " << m.config.prefix << " = " << m.config.url << "\n";
+    out << "  fetched " << st.objects_fetched.load() << " objects, " << st.bytes_fetched.load() << " bytes; hits "
+        << st.hits.load() << ", misses " << st.misses.load() << ", listings " << st.listings.load() << ", evictions "
+        << st.evictions.load() << ", errors " << st.errors.load() << ", in flight " << st.fetches_in_flight.load()
+        << "\n";
+  }
   return out.str();
 }
 

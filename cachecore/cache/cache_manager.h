@@ -143,7 +143,11 @@ class CacheManager {
     std::string path;
   };
   void note_cached(Mount& mount, const std::string& path, uint64_t slot_index, const IndexKey& key);
+  // Evicts until `bytes` more fit, then reserves them for a fill in flight
+  // (so that concurrent fills cannot overshoot together); false if nothing
+  // more can be evicted. release() returns a reservation when its fill ends.
   bool make_room(uint64_t bytes);
+  void release(uint64_t bytes) { reserved_.fetch_sub(bytes); }
   bool evict_one();
   void evict(const CachedFile& file);
   void rebuild_accounting();
@@ -169,6 +173,7 @@ class CacheManager {
   std::unordered_map<IndexKey, size_t, IndexKeyHash> cached_position_;
   uint64_t evict_rng_ = 0x9E3779B97F4A7C15ull;
   std::atomic<uint64_t> bytes_cached_{0};
+  std::atomic<uint64_t> reserved_{0};
   std::atomic<uint64_t> temp_counter_{0};
   std::atomic<int> in_flight_{0};
   std::mutex evict_mutex_;

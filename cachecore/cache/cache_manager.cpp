@@ -33,7 +33,9 @@ CacheManager::CacheManager(const Config& config, Options options)
     : config_(config), layout_(config.cache_dir), options_(std::move(options)) {}
 
 CacheManager::~CacheManager() {
-  // Order matters: no new network completions, then no blocking tasks, then no writes.
+  // Order matters: no new work, no new network completions, then no blocking
+  // tasks, then no writes.
+  stop_auto_warm();
   engine_.reset();
   for (Mount& m : mounts_) m.store.reset();
   pool_.reset();
@@ -185,6 +187,7 @@ void CacheManager::fetch_object(uint64_t mount_id, const std::string& path, Prio
         it->second.push_back(reply);
         if (!first) return;  // single-flight: the fill in progress answers everyone
         mount->stats->misses.fetch_add(1, std::memory_order_relaxed);
+        if (priority == Priority::demand) pool_->post([this, mount] { maybe_auto_warm(*mount); }, true);
         ++in_flight_;
         pool_->post([this, mount, path, key, priority] { start_fill(*mount, path, key, priority); },
                     priority == Priority::background);

@@ -19,7 +19,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <deque>
 #include <set>
+#include <thread>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -153,6 +155,17 @@ class CacheManager {
   void rebuild_accounting();
   void register_cached_files(Mount& mount);
 
+  // cache_autowarm.cpp
+  struct AutoWarmItem {
+    Mount* mount = nullptr;
+    std::string path;
+    bool directory = false;
+  };
+  Status wait_for(const std::function<void(Reply)>& call);
+  void maybe_auto_warm(Mount& mount);
+  void auto_warm_worker();
+  void stop_auto_warm();
+
   const Config config_;
   const CacheLayout layout_;
   Options options_;
@@ -177,6 +190,11 @@ class CacheManager {
   std::atomic<uint64_t> temp_counter_{0};
   std::atomic<int> in_flight_{0};
   std::mutex evict_mutex_;
+  bool stopping_ = false;
+  std::set<uint64_t> auto_warmed_;  // mounts whose auto-warm has started
+  std::deque<AutoWarmItem> auto_warm_pending_;
+  std::condition_variable auto_warm_cv_;
+  std::vector<std::thread> auto_warm_threads_;
 };
 
 }  // namespace dscache

@@ -374,3 +374,31 @@ TEST_CASE("fsck finds a damaged file and, with repair, makes it absent") {
   REQUIRE(h.fetch("b.bin").ok());
   CHECK(read_file(h.mirror("b.bin")) == content("b", 1000));
 }
+
+TEST_CASE("DSCACHE_AUTO_WARM: the first miss warms the whole mount in the background") {
+  Harness h(Settings{{"DSCACHE_AUTO_WARM", "1"}});
+  for (int d = 0; d < 3; ++d) {
+    for (int i = 0; i < 10; ++i) {
+      std::string key = "d" + std::to_string(d) + "/f" + std::to_string(i);
+      h.put(key, content(key, 1000 + i));
+    }
+  }
+  REQUIRE(h.fetch("d0/f0").ok());
+  int complete = 0;
+  for (int wait = 0; wait < 200 && complete < 30; ++wait) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    complete = 0;
+    for (int d = 0; d < 3; ++d) {
+      for (int i = 0; i < 10; ++i) {
+        SlotSnapshot s;
+        std::string key = "d" + std::to_string(d) + "/f" + std::to_string(i);
+        if (h.cache->index().find(index_key(h.mount_id(), key.c_str()), s, nullptr) == LookupResult::found &&
+            s.state() == FileState::complete) {
+          ++complete;
+        }
+      }
+    }
+  }
+  CHECK(complete == 30);
+  CHECK(read_file(h.mirror("d2/f9")) == content("d2/f9", 1009));
+}

@@ -175,6 +175,7 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
     return blocks_arrived(mount, path, key, slot_index, first, last, generation,
                           Status::error(fd < 0 ? errno : EIO, mirror_path(mount, path) + ": cannot open for filling"));
   }
+  if (first == 0) note_miss(slot);  // one miss per file, not per block run
   if (!make_room((last - first + 1) * config_.block_size)) {
     return blocks_arrived(mount, path, key, slot_index, first, last, generation,
                           Status::error(ENOSPC, "the cache is full and nothing in it can be evicted"));

@@ -32,11 +32,16 @@ uint64_t held_bytes(const SlotSnapshot& slot, const BlockRecord* record, uint64_
 
 uint64_t CacheManager::capacity_bytes() const { return config_.cache_size == 0 ? UINT64_MAX : config_.cache_size; }
 
+void CacheManager::note_miss(const SlotSnapshot& slot) {
+  std::lock_guard lock(mutex_);
+  rereference_ratio_ = 0.97 * rereference_ratio_ + (slot.evicted() ? 0.03 : 0.0);
+}
+
 void CacheManager::note_cached(Mount& mount, const std::string& path, uint64_t slot_index, const IndexKey& key) {
   std::lock_guard lock(mutex_);
   if (cached_position_.count(key) != 0) return;
   cached_position_[key] = cached_.size();
-  cached_.push_back(CachedFile{slot_index, key, &mount, path});
+  cached_.push_back(CachedFile{slot_index, key, &mount, path, ++fill_counter_});
 }
 
 void CacheManager::rebuild_accounting() {
@@ -110,7 +115,13 @@ bool CacheManager::evict_one() {
   bool found = false;
   {
     std::lock_guard lock(mutex_);
+    // Thrashing (most misses are for files evicted earlier, as in shuffled
+    // epochs over a dataset larger than the cache): evict the newest arrival
+    // and keep the resident set, which then serves its share of every epoch.
+    // Otherwise least recently used.
+    const bool protect_resident = !config_.lru_only && rereference_ratio_ > 0.5;
     uint32_t oldest = UINT32_MAX;
+    uint64_t newest = 0;
     for (int sample = 0; sample < kSamples * 4 && !cached_.empty(); ++sample) {
       evict_rng_ ^= evict_rng_ << 13;
       evict_rng_ ^= evict_rng_ >> 7;
@@ -141,8 +152,9 @@ bool CacheManager::evict_one() {
                                                                  index_->header().slots_offset)[candidate.slot]
                                   .last_access.load(std::memory_order_relaxed)
                             : 0;
-      if (access < oldest) {
+      if (protect_resident ? candidate.filled > newest : access < oldest) {
         oldest = access;
+        newest = candidate.filled;
         victim = candidate;
         found = true;
       }
@@ -161,7 +173,7 @@ void CacheManager::evict(const CachedFile& file) {
   const uint64_t held = held_bytes(slot, record, config_.block_size);
   // Generation first: a reader between its check and its open() retries.
   index_->modify(file.slot, [](SlotSnapshot& v) {
-    v.meta = SlotMeta::make(SlotKind::file, FileState::absent, v.blocks(), v.generation() + 1);
+    v.meta = SlotMeta::make(SlotKind::file, FileState::absent, v.blocks(), v.generation() + 1, true);
   });
   if (record != nullptr) {
     for (uint64_t w = 0; w < BlockRecord::words(record->block_capacity); ++w) record->bitmap()[w].store(0);

@@ -56,6 +56,7 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
                        Status::error(ENOENT, mount.config.prefix + std::string("/") + path + ": no such file"));
   }
   if (slot.state() == FileState::complete) return finish_fill(mount, path, key, {});
+  note_miss(slot);
   if (!make_room(slot.size)) {
     return finish_fill(mount, path, key,
                        Status::error(ENOSPC, mount.config.prefix + std::string("/") + path +

@@ -242,6 +242,14 @@ std::string CacheManager::status_text() const {
   out << "cached:      " << bytes_cached_.load() << " bytes";
   if (uint64_t cap = capacity_bytes(); cap != UINT64_MAX) out << " of " << cap;
   out << "\nwrites:      " << (writer_->using_io_uring() ? "io_uring" : "pwrite") << "\n";
+  {
+    std::lock_guard lock(mutex_);
+    out << "eviction:    "
+        << (!config_.lru_only && rereference_ratio_ > 0.5
+                ? "keeping the resident set (the working set exceeds the cache)"
+                : config_.lru_only ? "least recently used (DSCACHE_EVICTION=lru)" : "least recently used")
+        << ", re-reference ratio " << static_cast<int>(rereference_ratio_ * 100) << "%\n";
+  }
   for (const Mount& m : mounts_) {
     const MountStats& st = *m.stats;
     out << "mount:       " << m.config.prefix << " = " << m.config.url << "\n";

@@ -143,7 +143,10 @@ class CacheManager {
     IndexKey key;
     Mount* mount = nullptr;
     std::string path;
+    uint64_t filled = 0;  // order of arrival in the cache
   };
+  // A miss on `slot`: feeds the thrash detector.
+  void note_miss(const SlotSnapshot& slot);
   void note_cached(Mount& mount, const std::string& path, uint64_t slot_index, const IndexKey& key);
   // Evicts until `bytes` more fit, then reserves them for a fill in flight
   // (so that concurrent fills cannot overshoot together); false if nothing
@@ -185,6 +188,11 @@ class CacheManager {
   std::vector<CachedFile> cached_;
   std::unordered_map<IndexKey, size_t, IndexKeyHash> cached_position_;
   uint64_t evict_rng_ = 0x9E3779B97F4A7C15ull;
+  uint64_t fill_counter_ = 0;
+  // Share of recent misses that were for files this cache had evicted (a
+  // moving average). High: the working set exceeds the cache and LRU is
+  // cycling it; the evictor then keeps the resident set instead.
+  double rereference_ratio_ = 0;
   std::atomic<uint64_t> bytes_cached_{0};
   std::atomic<uint64_t> reserved_{0};
   std::atomic<uint64_t> temp_counter_{0};

@@ -265,6 +265,7 @@ bool parse_config(Config& out, const char* (*lookup)(const char* name), char* er
   out.readahead = 64 * kMiB;
   out.idle_timeout_ns = int64_t{600} * 1'000'000'000;
   out.auto_warm = false;
+  out.lru_only = false;
   out.index_entries = uint64_t{1} << 24;
   if (error_size > 0) error[0] = '\0';
 
@@ -337,6 +338,15 @@ bool parse_config(Config& out, const char* (*lookup)(const char* name), char* er
       out.auto_warm = false;
     } else {
       return fail(error, error_size, "DSCACHE_AUTO_WARM", text, "expected 1 or 0");
+    }
+  }
+  if (const char* text = lookup("DSCACHE_EVICTION"); text != nullptr && text[0] != '\0') {
+    if (iequal(text, "auto")) {
+      out.lru_only = false;
+    } else if (iequal(text, "lru")) {
+      out.lru_only = true;
+    } else {
+      return fail(error, error_size, "DSCACHE_EVICTION", text, "expected auto or lru");
     }
   }
   return true;

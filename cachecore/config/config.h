@@ -37,6 +37,7 @@ struct Config {
   uint64_t readahead;              // the most a sequential reader's window grows to
   int64_t idle_timeout_ns;         // an idle daemon exits after this; INT64_MAX: never
   bool auto_warm;                  // warm a whole mount in the background after its first miss
+  bool lru_only;                   // DSCACHE_EVICTION=lru: never switch to keeping the resident set
   uint64_t index_entries;          // slots in the shared index (a power of two)
 };
 

@@ -41,19 +41,23 @@ enum class FileState : uint8_t {
   unverified = 4,  // bytes present from before an unclean shutdown; checked before use
 };
 
-// meta: kind (3 bits) | state (3 bits) | blocks flag (1 bit) | spare (1 bit) | generation (24 bits)
+// meta: kind (3 bits) | state (3 bits) | blocks flag (1 bit) | evicted flag (1 bit) | generation (24 bits)
+// The evicted flag marks a file whose data this cache dropped: a miss on it
+// is a re-reference, which tells the evictor it is thrashing.
 struct SlotMeta {
   static constexpr uint32_t kBlocksFlag = 1u << 6;
+  static constexpr uint32_t kEvictedFlag = 1u << 7;
   static constexpr uint32_t kGenerationShift = 8;
   static constexpr uint32_t kGenerationMask = 0xFFFFFFu;
 
-  static uint32_t make(SlotKind kind, FileState state, bool blocks, uint32_t generation) {
+  static uint32_t make(SlotKind kind, FileState state, bool blocks, uint32_t generation, bool evicted = false) {
     return static_cast<uint32_t>(kind) | (static_cast<uint32_t>(state) << 3) | (blocks ? kBlocksFlag : 0u) |
-           ((generation & kGenerationMask) << kGenerationShift);
+           (evicted ? kEvictedFlag : 0u) | ((generation & kGenerationMask) << kGenerationShift);
   }
   static SlotKind kind(uint32_t meta) { return static_cast<SlotKind>(meta & 7u); }
   static FileState state(uint32_t meta) { return static_cast<FileState>((meta >> 3) & 7u); }
   static bool blocks(uint32_t meta) { return (meta & kBlocksFlag) != 0; }
+  static bool evicted(uint32_t meta) { return (meta & kEvictedFlag) != 0; }
   static uint32_t generation(uint32_t meta) { return (meta >> kGenerationShift) & kGenerationMask; }
 };
 

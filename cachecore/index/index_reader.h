@@ -24,6 +24,7 @@ struct SlotSnapshot {
   SlotKind kind() const { return SlotMeta::kind(meta); }
   FileState state() const { return SlotMeta::state(meta); }
   bool blocks() const { return SlotMeta::blocks(meta); }
+  bool evicted() const { return SlotMeta::evicted(meta); }
   uint32_t generation() const { return SlotMeta::generation(meta); }
 };
 

@@ -98,7 +98,8 @@ TEST_CASE("malformed values are one error naming the variable and the expected f
                  Case{"DSCACHE_META_TTL", "soon", "duration"},
                  Case{"DSCACHE_IDLE_TIMEOUT", "5 min", "duration"},
                  Case{"DSCACHE_AUTO_WARM", "maybe", "expected 1 or 0"},
-                 Case{"DSCACHE_INDEX_ENTRIES", "12", "from 1K"}}) {
+                 Case{"DSCACHE_INDEX_ENTRIES", "12", "from 1K"},
+                 Case{"DSCACHE_EVICTION", "fifo", "expected auto or lru"}}) {
     CAPTURE(c.name);
     CAPTURE(c.value);
     g_env = {{"HOME", "/h"}, {c.name, c.value}};

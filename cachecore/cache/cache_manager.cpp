@@ -237,8 +237,9 @@ std::string CacheManager::status_text() const {
   std::ostringstream out;
   const IndexHeader& h = index_->header();
   out << "cache dir:   " << layout_.root << "\n";
-  out << "index:       " << h.live_entries.load() << " entries in " << h.slot_count << " slots ("
-      << (100 * h.slots_used.load() / h.slot_count) << "% used)\n";
+  const uint64_t index_bytes = h.slots_used.load() * sizeof(IndexSlot) + (h.directory_mask.load() + 1) * 8;
+  out << "index:       " << h.live_entries.load() << " entries of at most " << h.slot_capacity << ", "
+      << index_bytes / std::max<uint64_t>(1, h.live_entries.load()) << " bytes each\n";
   out << "cached:      " << bytes_cached_.load() << " bytes";
   if (uint64_t cap = capacity_bytes(); cap != UINT64_MAX) out << " of " << cap;
   out << "\nwrites:      " << (writer_->using_io_uring() ? "io_uring" : "pwrite") << "\n";

@@ -6,12 +6,23 @@
 // size. Slots are read with a per-slot seqlock, so no reader ever takes a
 // lock a dying process could leave held.
 //
-//   [0, 4 KiB)              IndexHeader
-//   [4 KiB, slots_offset)   StatsBlock (counters for `dscache stats`)
-//   [slots_offset, ...)     IndexSlot[slot_count]   open addressing, linear probing
-//   [arena_offset, ...)     BlockRecords of large files (presence bitmap, block checksums)
+//   [0, 4 KiB)                  IndexHeader
+//   [4 KiB, slots_offset)       StatsBlock (counters for `dscache stats`)
+//   [slots_offset, ...)         IndexSlot[slot_capacity]: dense, in allocation
+//                               order; a slot's index never changes
+//   [directory_offset[0], ...)  two regions for the directory, a hash table of
+//   [directory_offset[1], ...)  8-byte entries (key fingerprint, slot index)
+//   [arena_offset, ...)         BlockRecords of large files (bitmap, checksums)
 //
-// The file is sparse: a page is touched only when a slot on it is used.
+// Why a dense array plus a directory: a hash table of 64-byte slots in a
+// sparse file touches one 4 KiB page per entry until it is nearly full
+// (1 GiB for a million entries in 16M slots). Dense slots cost 64 bytes an
+// entry at any size; the directory is kept between a quarter and a half
+// full and is rebuilt, bigger, in the other region when it fills (readers
+// notice through a sequence number and retry). Each lookup confirms the full
+// 128-bit key in the slot, so no directory state can make a wrong match.
+//
+// The file is sparse: pages are touched only as they are used.
 #pragma once
 
 #include <atomic>
@@ -23,15 +34,20 @@
 namespace dscache {
 
 inline constexpr uint64_t kIndexMagic = 0x3130584449435344ull;  // "DSCIDX01"
-inline constexpr uint32_t kIndexVersion = 1;
+inline constexpr uint32_t kIndexVersion = 2;
 inline constexpr size_t kIndexHeaderSize = 4096;
 
 enum class SlotKind : uint8_t {
-  empty = 0,      // never used: ends a probe sequence
-  tombstone = 1,  // was used: probing continues past it, inserts may reuse it
+  empty = 0,      // free (never used, or removed and awaiting reuse)
+  tombstone = 1,  // unused since version 2
   file = 2,
   directory = 3,
 };
+
+// Directory entries: 0 empty, 1 removed (probing continues), otherwise
+// (fingerprint << 32) | (slot index + 1), the fingerprint's top bit set.
+inline constexpr uint64_t kDirectoryEmpty = 0;
+inline constexpr uint64_t kDirectoryRemoved = 1;
 
 enum class FileState : uint8_t {
   absent = 0,      // a placeholder of the right size; no data
@@ -81,8 +97,10 @@ struct IndexHeaderFields {
   uint32_t version;
   uint32_t header_size;
   uint64_t file_size;
-  uint64_t slot_count;  // a power of two
+  uint64_t slot_capacity;       // slots the file has room for (DSCACHE_INDEX_ENTRIES)
   uint64_t slots_offset;
+  uint64_t directory_offset[2];
+  uint64_t directory_capacity;  // entries a directory region has room for (a power of two)
   uint64_t stats_offset;
   uint64_t arena_offset;
   uint64_t arena_size;
@@ -94,14 +112,19 @@ struct IndexHeaderFields {
   std::atomic<uint32_t> daemon_pid;  // 0 when none runs
   std::atomic<uint64_t> writing_slot;  // slot being written, or ~0: repaired after a crash
   std::atomic<uint64_t> arena_used;
-  std::atomic<uint64_t> slots_used;   // files + directories + tombstones
+  std::atomic<uint64_t> slots_used;    // the dense array's high-water mark
   std::atomic<uint64_t> live_entries;  // files + directories
+  // The directory in use, under its own seqlock (odd while it is switched).
+  std::atomic<uint64_t> directory_seq;
+  std::atomic<uint64_t> directory_region;  // 0 or 1
+  std::atomic<uint64_t> directory_mask;    // entries - 1
+  std::atomic<uint64_t> directory_used;    // entries that are not empty (live + removed)
 };
 
 struct IndexHeader : IndexHeaderFields {
   uint8_t reserved[kIndexHeaderSize - sizeof(IndexHeaderFields)];
 };
-static_assert(sizeof(IndexHeaderFields) == 168);
+static_assert(sizeof(IndexHeaderFields) == 224);
 static_assert(sizeof(IndexHeader) == kIndexHeaderSize);
 
 // Counters for one mount (or the whole node, in StatsBlock::total). Written

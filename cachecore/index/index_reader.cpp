@@ -47,18 +47,21 @@ int IndexReader::open(const char* path) {
   ::close(fd);
   if (map == MAP_FAILED) return -err;
   const auto* h = static_cast<const IndexHeader*>(map);
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
   bool valid = h->magic == kIndexMagic && h->version == kIndexVersion && h->header_size == kIndexHeaderSize &&
-               h->file_size == static_cast<uint64_t>(st.st_size) && h->slot_count != 0 &&
-               (h->slot_count & (h->slot_count - 1)) == 0 &&
-               h->slots_offset + h->slot_count * sizeof(IndexSlot) <= h->file_size &&
-               h->stats_offset + sizeof(StatsBlock) <= h->slots_offset && h->arena_offset + h->arena_size <= h->file_size;
+               h->file_size == size && h->slot_capacity != 0 && h->slot_capacity < (uint64_t{1} << 32) &&
+               h->stats_offset + sizeof(StatsBlock) <= h->slots_offset &&
+               h->slots_offset + h->slot_capacity * sizeof(IndexSlot) <= size && h->directory_capacity != 0 &&
+               (h->directory_capacity & (h->directory_capacity - 1)) == 0 &&
+               h->directory_offset[0] + h->directory_capacity * 8 <= size &&
+               h->directory_offset[1] + h->directory_capacity * 8 <= size && h->arena_offset + h->arena_size <= size;
   if (!valid) {
     ::munmap(map, static_cast<size_t>(st.st_size));
     return -EPROTO;
   }
   base_ = static_cast<char*>(map);
-  size_ = static_cast<uint64_t>(st.st_size);
-  slot_count_ = h->slot_count;
+  size_ = size;
+  slot_capacity_ = h->slot_capacity;
   return 0;
 }
 
@@ -66,7 +69,7 @@ void IndexReader::close() {
   if (base_ != nullptr) ::munmap(base_, size_);
   base_ = nullptr;
   size_ = 0;
-  slot_count_ = 0;
+  slot_capacity_ = 0;
 }
 
 bool IndexReader::read_slot(const IndexSlot& slot, SlotSnapshot& out) {
@@ -91,28 +94,47 @@ bool IndexReader::read_slot(const IndexSlot& slot, SlotSnapshot& out) {
 
 LookupResult IndexReader::find(const IndexKey& key, SlotSnapshot& out, uint64_t* slot_index) const {
   if (base_ == nullptr) return LookupResult::busy;
-  const uint64_t mask = slot_count_ - 1;
-  IndexSlot* table = slots();
-  for (uint64_t probe = 0, i = key.lo & mask; probe < slot_count_; ++probe, i = (i + 1) & mask) {
-    SlotSnapshot s;
-    if (!read_slot(table[i], s)) return LookupResult::busy;
-    if (s.kind() == SlotKind::empty) return LookupResult::not_found;
-    if (s.kind() != SlotKind::tombstone && s.key == key) {
-      out = s;
-      if (slot_index != nullptr) *slot_index = i;
-      return LookupResult::found;
+  const IndexHeader& h = header();
+  const uint64_t want = IndexReader::fingerprint(key);
+  for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
+    const uint64_t seq = h.directory_seq.load(std::memory_order_acquire);
+    if ((seq & 1) != 0) {
+      cpu_relax();
+      continue;  // the daemon is switching directories
     }
+    const uint64_t* dir = directory(h.directory_region.load(std::memory_order_relaxed));
+    const uint64_t mask = h.directory_mask.load(std::memory_order_relaxed);
+    LookupResult result = LookupResult::not_found;
+    for (uint64_t probe = 0, i = key.lo & mask; probe <= mask; ++probe, i = (i + 1) & mask) {
+      const uint64_t entry = __atomic_load_n(&dir[i], __ATOMIC_ACQUIRE);
+      if (entry == kDirectoryEmpty) break;
+      if (entry == kDirectoryRemoved || (entry >> 32) != want) continue;
+      const uint64_t index = (entry & 0xFFFFFFFFu) - 1;
+      if (index >= slot_capacity_) continue;
+      SlotSnapshot s;
+      if (!read_slot(slots()[index], s)) return LookupResult::busy;
+      // The slot has the last word: a stale or damaged directory entry
+      // can only fail to match, never match the wrong file.
+      if (s.key == key && (s.kind() == SlotKind::file || s.kind() == SlotKind::directory)) {
+        out = s;
+        if (slot_index != nullptr) *slot_index = index;
+        result = LookupResult::found;
+        break;
+      }
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (h.directory_seq.load(std::memory_order_relaxed) == seq) return result;
   }
-  return LookupResult::not_found;
+  return LookupResult::busy;
 }
 
 LookupResult IndexReader::read(uint64_t slot_index, SlotSnapshot& out) const {
-  if (base_ == nullptr || slot_index >= slot_count_) return LookupResult::busy;
+  if (base_ == nullptr || slot_index >= slot_capacity_) return LookupResult::busy;
   return read_slot(slots()[slot_index], out) ? LookupResult::found : LookupResult::busy;
 }
 
 void IndexReader::touch(uint64_t slot_index, int64_t now_s) const {
-  if (base_ == nullptr || slot_index >= slot_count_) return;
+  if (base_ == nullptr || slot_index >= slot_capacity_) return;
   int64_t rel = now_s - header().epoch_s;
   uint32_t value = rel <= 0 ? 1u : rel >= 0xFFFFFFFF ? 0xFFFFFFFFu : static_cast<uint32_t>(rel);
   std::atomic<uint32_t>& last = slots()[slot_index].last_access;

@@ -54,17 +54,22 @@ class IndexReader {
 
   const IndexHeader& header() const { return *reinterpret_cast<const IndexHeader*>(base_); }
   StatsBlock& stats() const { return *reinterpret_cast<StatsBlock*>(base_ + header().stats_offset); }
-  uint64_t slot_count() const { return slot_count_; }
+  uint64_t slot_capacity() const { return slot_capacity_; }
+  // The directory fingerprint of a key (top bit set, so never 0 or 1).
+  static uint32_t fingerprint(const IndexKey& key) { return static_cast<uint32_t>(key.hi >> 32) | 0x80000000u; }
 
   // Copies a slot under its seqlock (used by the writer as well).
   static bool read_slot(const IndexSlot& slot, SlotSnapshot& out);
 
  private:
   IndexSlot* slots() const { return reinterpret_cast<IndexSlot*>(base_ + header().slots_offset); }
+  const uint64_t* directory(uint64_t region) const {
+    return reinterpret_cast<const uint64_t*>(base_ + header().directory_offset[region & 1]);
+  }
 
   char* base_ = nullptr;
   uint64_t size_ = 0;
-  uint64_t slot_count_ = 0;
+  uint64_t slot_capacity_ = 0;
 };
 
 }  // namespace dscache

@@ -15,8 +15,15 @@ namespace {
 
 constexpr uint64_t kNoSlot = ~uint64_t{0};
 constexpr uint64_t kPage = 4096;
+constexpr uint64_t kMinDirectory = 4096;  // entries of the smallest directory
 
 uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
+
+uint64_t next_power_of_two(uint64_t v) {
+  uint64_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -28,17 +35,24 @@ void store(T* p, T v) {
   __atomic_store_n(p, v, __ATOMIC_RELAXED);
 }
 
-Status create_index(const std::string& path, uint64_t entries, uint64_t block_size) {
+uint64_t directory_entry(const IndexKey& key, uint64_t slot_index) {
+  return (uint64_t{IndexReader::fingerprint(key)} << 32) | (slot_index + 1);
+}
+
+Status create_index(const std::string& path, uint64_t capacity, uint64_t block_size) {
+  const uint64_t directory_capacity = next_power_of_two(std::max<uint64_t>(kMinDirectory, capacity * 4));
   const uint64_t stats_offset = kIndexHeaderSize;
   const uint64_t slots_offset = round_up(stats_offset + sizeof(StatsBlock), kPage);
-  const uint64_t arena_offset = round_up(slots_offset + entries * sizeof(IndexSlot), kPage);
-  const uint64_t arena_size = std::max<uint64_t>(256ull << 20, entries * 16);
+  const uint64_t directory0 = round_up(slots_offset + capacity * sizeof(IndexSlot), kPage);
+  const uint64_t directory1 = round_up(directory0 + directory_capacity * 8, kPage);
+  const uint64_t arena_offset = round_up(directory1 + directory_capacity * 8, kPage);
+  const uint64_t arena_size = std::max<uint64_t>(256ull << 20, capacity * 16);
   const uint64_t file_size = arena_offset + arena_size;
 
   std::string tmp = path + ".new." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Status::error(errno, tmp + ": cannot create the index: " + errno_name(errno));
-  // Sparse: pages are allocated only when slots on them are used.
+  // Sparse: pages are allocated only as they are used.
   if (::ftruncate(fd, static_cast<off_t>(file_size)) != 0) {
     int err = errno;
     ::close(fd);
@@ -50,8 +64,11 @@ Status create_index(const std::string& path, uint64_t entries, uint64_t block_si
   header.version = kIndexVersion;
   header.header_size = kIndexHeaderSize;
   header.file_size = file_size;
-  header.slot_count = entries;
+  header.slot_capacity = capacity;
   header.slots_offset = slots_offset;
+  header.directory_offset[0] = directory0;
+  header.directory_offset[1] = directory1;
+  header.directory_capacity = directory_capacity;
   header.stats_offset = stats_offset;
   header.arena_offset = arena_offset;
   header.arena_size = arena_size;
@@ -60,7 +77,7 @@ Status create_index(const std::string& path, uint64_t entries, uint64_t block_si
   header.epoch_s = header.created_ns / 1'000'000'000 - 1;
   header.clean.store(1);
   header.writing_slot.store(kNoSlot);
-  header.arena_used.store(0);
+  header.directory_mask.store(kMinDirectory - 1);
   ssize_t n = ::pwrite(fd, &header, sizeof header, 0);
   int err = errno;
   if (n != static_cast<ssize_t>(sizeof header) || ::fsync(fd) != 0) {
@@ -100,12 +117,14 @@ Result<std::unique_ptr<IndexWriter>> IndexWriter::open(const std::string& path, 
     rc = writer->reader_.open(path.c_str());
     if (rc != 0) return Status::error(-rc, path + ": cannot map the new index: " + errno_name(-rc));
   }
-  writer->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  writer->fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (writer->fd_ < 0) return Status::error(errno, path + ": cannot open the index: " + errno_name(errno));
-  if (!r.created && writer->reader_.slot_count() != entries) {
-    DSCACHE_LOG(info, "%s keeps its %llu slots (DSCACHE_INDEX_ENTRIES applies to a new index: dscache clear)",
-                path.c_str(), static_cast<unsigned long long>(writer->reader_.slot_count()));
+  if (!r.created && writer->reader_.slot_capacity() != entries) {
+    DSCACHE_LOG(info, "%s keeps its room for %llu entries (DSCACHE_INDEX_ENTRIES applies to a new index: dscache clear)",
+                path.c_str(), static_cast<unsigned long long>(writer->reader_.slot_capacity()));
   }
+  std::lock_guard lock(writer->mutex_);
+  writer->rebuild_directory_locked(0);
   return writer;
 }
 
@@ -118,7 +137,61 @@ IndexSlot* IndexWriter::slots() const {
                                       reader_.header().slots_offset);
 }
 
+uint64_t* IndexWriter::directory(uint64_t region) const {
+  return reinterpret_cast<uint64_t*>(const_cast<char*>(reinterpret_cast<const char*>(&reader_.header())) +
+                                     reader_.header().directory_offset[region & 1]);
+}
+
 int64_t IndexWriter::now_access_stamp() const { return now_ns() / 1'000'000'000; }
+
+void IndexWriter::rebuild_directory_locked(uint64_t extra) {
+  // Builds the directory afresh in the region not in use, sized for a quarter
+  // load, publishes it, then gives the old region's pages back. Also rebuilds
+  // the free-slot list. Removed entries vanish on the way.
+  IndexHeader& h = mutable_header();
+  const uint64_t used = h.slots_used.load();
+  uint64_t live = 0;
+  free_slots_.clear();
+  for (uint64_t i = 0; i < used; ++i) {
+    SlotKind kind = SlotMeta::kind(__atomic_load_n(&slots()[i].meta, __ATOMIC_RELAXED));
+    if (kind == SlotKind::file || kind == SlotKind::directory) {
+      ++live;
+    } else {
+      free_slots_.push_back(i);
+    }
+  }
+  const uint64_t entries =
+      std::min(h.directory_capacity, next_power_of_two(std::max<uint64_t>(kMinDirectory, (live + extra) * 4)));
+  const uint64_t old_region = h.directory_region.load();
+  const uint64_t region = old_region ^ 1;
+  const uint64_t bytes = h.directory_capacity * 8;
+  // Punching the hole both zeroes the region and frees its pages.
+  if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(h.directory_offset[region]),
+                  static_cast<off_t>(bytes)) != 0) {
+    std::memset(directory(region), 0, entries * 8);
+  }
+  uint64_t* dir = directory(region);
+  const uint64_t mask = entries - 1;
+  for (uint64_t i = 0; i < used; ++i) {
+    SlotSnapshot s;
+    IndexReader::read_slot(slots()[i], s);
+    if (s.kind() != SlotKind::file && s.kind() != SlotKind::directory) continue;
+    uint64_t at = s.key.lo & mask;
+    while (dir[at] != kDirectoryEmpty) at = (at + 1) & mask;
+    __atomic_store_n(&dir[at], directory_entry(s.key, i), __ATOMIC_RELAXED);
+  }
+  const uint64_t seq = h.directory_seq.load();
+  h.directory_seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  h.directory_region.store(region, std::memory_order_relaxed);
+  h.directory_mask.store(mask, std::memory_order_relaxed);
+  h.directory_used.store(live, std::memory_order_relaxed);
+  h.directory_seq.store(seq + 2, std::memory_order_release);
+  h.live_entries.store(live);
+  // Readers still probing the old region see the sequence change and retry.
+  ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(h.directory_offset[old_region]),
+              static_cast<off_t>(bytes));
+}
 
 IndexWriter::Recovery IndexWriter::recover(const char* boot_id) {
   std::lock_guard lock(mutex_);
@@ -129,19 +202,23 @@ IndexWriter::Recovery IndexWriter::recover(const char* boot_id) {
 
   // A daemon killed while writing one slot leaves that slot torn: drop it.
   uint64_t torn = h.writing_slot.load();
-  if (torn != kNoSlot && torn < slot_count()) {
+  if (torn != kNoSlot && torn < slot_capacity()) {
     IndexSlot& slot = slots()[torn];
     uint64_t seq = slot.seq.load();
     slot.seq.store(seq | 1);
-    store(&slot.meta, SlotMeta::make(SlotKind::tombstone, FileState::absent, false, 0));
+    store(&slot.key_lo, uint64_t{0});
+    store(&slot.key_hi, uint64_t{0});
+    store(&slot.meta, SlotMeta::make(SlotKind::empty, FileState::absent, false, 0));
     slot.seq.store((seq | 1) + 1, std::memory_order_release);
     r.repaired_torn_slot = true;
   }
   h.writing_slot.store(kNoSlot);
 
   const bool distrust = !r.previous_clean && r.rebooted;
-  scan([&](uint64_t i, SlotSnapshot s) {
-    if (s.kind() != SlotKind::file) return;
+  for (uint64_t i = 0; i < h.slots_used.load(); ++i) {
+    SlotSnapshot s;
+    IndexReader::read_slot(slots()[i], s);
+    if (s.kind() != SlotKind::file) continue;
     FileState state = s.state();
     FileState next = state;
     if (state == FileState::filling) {
@@ -160,10 +237,12 @@ IndexWriter::Recovery IndexWriter::recover(const char* boot_id) {
       ++r.partial_reset;
     }
     if (next != state) {
-      s.meta = SlotMeta::make(SlotKind::file, next, s.blocks(), s.generation() + 1);
+      s.meta = SlotMeta::make(SlotKind::file, next, s.blocks(), s.generation() + 1, s.evicted());
       write_locked(i, s);
     }
-  });
+  }
+  // The directory follows the slots: rebuilt from them after any crash.
+  rebuild_directory_locked(0);
   std::memset(h.boot_id, 0, sizeof h.boot_id);
   std::strncpy(h.boot_id, boot_id, sizeof h.boot_id - 1);
   h.clean.store(0);
@@ -212,49 +291,64 @@ void IndexWriter::modify(uint64_t slot_index, const std::function<void(SlotSnaps
 
 Result<uint64_t> IndexWriter::upsert(const SlotSnapshot& value) {
   std::lock_guard lock(mutex_);
+  SlotSnapshot existing;
+  uint64_t at = 0;
+  if (reader_.find(value.key, existing, &at) == LookupResult::found) {
+    write_locked(at, value);
+    return at;
+  }
   IndexHeader& h = mutable_header();
-  const uint64_t mask = slot_count() - 1;
-  uint64_t first_free = kNoSlot;
-  for (uint64_t probe = 0, i = value.key.lo & mask; probe < slot_count(); ++probe, i = (i + 1) & mask) {
-    SlotSnapshot s;
-    IndexReader::read_slot(slots()[i], s);
-    if (s.kind() == SlotKind::empty) {
-      if (first_free == kNoSlot) first_free = i;
-      break;
-    }
-    if (s.kind() == SlotKind::tombstone) {
-      if (first_free == kNoSlot) first_free = i;
-      continue;
-    }
-    if (s.key == value.key) {
-      write_locked(i, value);
-      return i;
-    }
+  uint64_t index;
+  if (!free_slots_.empty()) {
+    index = free_slots_.back();
+    free_slots_.pop_back();
+  } else if (h.slots_used.load() < slot_capacity()) {
+    index = h.slots_used.load();
+  } else {
+    return Status::error(ENOSPC, path_ + ": the index is full (" + std::to_string(slot_capacity()) +
+                                     " entries): raise DSCACHE_INDEX_ENTRIES, then dscache clear");
   }
-  SlotSnapshot old;
-  if (first_free != kNoSlot) IndexReader::read_slot(slots()[first_free], old);
-  const bool grows = old.kind() == SlotKind::empty;  // reusing a tombstone does not
-  if (first_free == kNoSlot || (grows && h.slots_used.load() >= slot_count() / 10 * 9)) {
-    return Status::error(ENOSPC, path_ + ": the index is full (" + std::to_string(slot_count()) +
-                                     " slots): raise DSCACHE_INDEX_ENTRIES, then dscache clear");
-  }
-  if (grows) h.slots_used.fetch_add(1);
+  // The slot first, then the directory entry that finds it.
+  write_locked(index, value);
+  slots()[index].last_access.store(static_cast<uint32_t>(now_access_stamp() - h.epoch_s), std::memory_order_relaxed);
+  if (index == h.slots_used.load()) h.slots_used.fetch_add(1);
   h.live_entries.fetch_add(1);
-  write_locked(first_free, value);
-  slots()[first_free].last_access.store(static_cast<uint32_t>(now_access_stamp() - h.epoch_s),
-                                        std::memory_order_relaxed);
-  return first_free;
+  if ((h.directory_used.load() + 1) * 2 > h.directory_mask.load() + 1) {
+    rebuild_directory_locked(1);  // over half full: twice as big, and the new slot is in it
+    return index;
+  }
+  uint64_t* dir = directory(h.directory_region.load());
+  const uint64_t mask = h.directory_mask.load();
+  uint64_t i = value.key.lo & mask;
+  while (dir[i] != kDirectoryEmpty && dir[i] != kDirectoryRemoved) i = (i + 1) & mask;
+  if (dir[i] == kDirectoryEmpty) h.directory_used.fetch_add(1);
+  __atomic_store_n(&dir[i], directory_entry(value.key, index), __ATOMIC_RELEASE);
+  return index;
 }
 
 void IndexWriter::remove(uint64_t slot_index) {
   std::lock_guard lock(mutex_);
+  IndexHeader& h = mutable_header();
   SlotSnapshot s;
   IndexReader::read_slot(slots()[slot_index], s);
-  if (s.kind() == SlotKind::empty || s.kind() == SlotKind::tombstone) return;
-  // Keep the key: a tombstone still ends no probe sequence.
-  s.meta = SlotMeta::make(SlotKind::tombstone, FileState::absent, false, s.generation() + 1);
-  write_locked(slot_index, s);
-  mutable_header().live_entries.fetch_sub(1);
+  if (s.kind() != SlotKind::file && s.kind() != SlotKind::directory) return;
+  // The directory entry first (lookups stop finding it), then the slot.
+  uint64_t* dir = directory(h.directory_region.load());
+  const uint64_t mask = h.directory_mask.load();
+  const uint64_t entry = directory_entry(s.key, slot_index);
+  for (uint64_t probe = 0, i = s.key.lo & mask; probe <= mask && dir[i] != kDirectoryEmpty;
+       ++probe, i = (i + 1) & mask) {
+    if (dir[i] == entry) {
+      __atomic_store_n(&dir[i], kDirectoryRemoved, __ATOMIC_RELEASE);
+      break;
+    }
+  }
+  SlotSnapshot empty;
+  empty.meta = SlotMeta::make(SlotKind::empty, FileState::absent, false, s.generation() + 1);
+  empty.aux = s.blocks() ? s.aux : 0;  // a large file's BlockRecord may be reused by whoever takes the slot
+  write_locked(slot_index, empty);
+  free_slots_.push_back(slot_index);
+  h.live_entries.fetch_sub(1);
 }
 
 BlockRecord* IndexWriter::block_record(uint64_t offset) {
@@ -287,30 +381,11 @@ uint64_t IndexWriter::allocate_blocks(uint32_t blocks, uint64_t block_size, cons
 }
 
 void IndexWriter::for_each(const std::function<void(uint64_t, const SlotSnapshot&)>& visit) const {
-  scan([&](uint64_t i, const SlotSnapshot& s) {
+  const uint64_t used = header().slots_used.load();
+  for (uint64_t i = 0; i < used; ++i) {
+    SlotSnapshot s;
+    if (!IndexReader::read_slot(slots()[i], s)) continue;
     if (s.kind() == SlotKind::file || s.kind() == SlotKind::directory) visit(i, s);
-  });
-}
-
-void IndexWriter::scan(const std::function<void(uint64_t, SlotSnapshot)>& visit) const {
-  // Only the file's data regions hold slots: SEEK_DATA skips the holes of a
-  // sparse index without reading (and faulting in) their pages.
-  const IndexHeader& h = header();
-  const uint64_t begin = h.slots_offset, end = h.slots_offset + slot_count() * sizeof(IndexSlot);
-  uint64_t pos = begin;
-  while (pos < end) {
-    off_t data = ::lseek(fd_, static_cast<off_t>(pos), SEEK_DATA);
-    if (data < 0) break;  // ENXIO: no more data
-    off_t hole = ::lseek(fd_, data, SEEK_HOLE);
-    if (hole < 0) hole = static_cast<off_t>(end);
-    uint64_t first = std::max<uint64_t>(static_cast<uint64_t>(data), begin);
-    uint64_t last = std::min<uint64_t>(static_cast<uint64_t>(hole), end);
-    for (uint64_t i = (first - begin) / sizeof(IndexSlot); i < (last - begin + sizeof(IndexSlot) - 1) / sizeof(IndexSlot);
-         ++i) {
-      SlotSnapshot s;
-      if (IndexReader::read_slot(slots()[i], s) && s.kind() != SlotKind::empty) visit(i, s);
-    }
-    pos = std::max<uint64_t>(last, pos + 1);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "index/index_reader.h"
@@ -54,8 +55,8 @@ class IndexWriter {
     return reader_.find(key, out, slot_index);
   }
 
-  // Inserts or replaces the slot for value.key; returns its index. ENOSPC when
-  // the table is 90% used.
+  // Inserts or replaces the slot for value.key; returns its index (stable for
+  // the entry's life). ENOSPC when DSCACHE_INDEX_ENTRIES entries exist.
   Result<uint64_t> upsert(const SlotSnapshot& value);
   // Rewrites an existing slot (its key must match).
   void write(uint64_t slot_index, const SlotSnapshot& value);
@@ -68,21 +69,23 @@ class IndexWriter {
   uint64_t allocate_blocks(uint32_t blocks, uint64_t block_size, const std::string& etag, uint64_t reuse);
   BlockRecord* block_record(uint64_t offset);
 
-  // Visits every used slot (skipping holes in the sparse file).
+  // Visits every file and directory slot.
   void for_each(const std::function<void(uint64_t slot_index, const SlotSnapshot&)>& visit) const;
 
-  uint64_t slot_count() const { return reader_.slot_count(); }
+  uint64_t slot_capacity() const { return reader_.slot_capacity(); }
   int64_t now_access_stamp() const;
 
  private:
   explicit IndexWriter(std::string path) : path_(std::move(path)) {}
   void write_locked(uint64_t slot_index, const SlotSnapshot& value);
-  void scan(const std::function<void(uint64_t, SlotSnapshot)>& visit) const;
+  void rebuild_directory_locked(uint64_t extra);
   IndexSlot* slots() const;
+  uint64_t* directory(uint64_t region) const;
 
   std::string path_;
   IndexReader reader_;
   int fd_ = -1;
+  std::vector<uint64_t> free_slots_;  // removed slots, reused before the array grows
   mutable std::mutex mutex_;
 };
 

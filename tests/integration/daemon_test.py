@@ -183,7 +183,7 @@ def test_start_on_demand_one_daemon_idle_exit():
     with open(os.path.join(cache.dir, "cache", "index"), "rb") as f:
         header = f.read(4096)
     assert header[:8] == b"DSCIDX01"
-    clean = int.from_bytes(header[128:132], "little")  # IndexHeaderFields::clean
+    clean = int.from_bytes(header[152:156], "little")  # IndexHeaderFields::clean
     assert clean == 1, "an idle exit must leave the index marked clean"
 
 

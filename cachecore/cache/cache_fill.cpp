@@ -85,8 +85,7 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
   job->sink = std::make_unique<FillSink>(*writer_, job->fd, 0);
   mount.stats->fetches_in_flight.fetch_add(1, std::memory_order_relaxed);
 
-  auto complete = [this, &mount, path, key, job](Result<GetResult> result) {
-    Status status = job->sink->finish();
+  auto complete = [this, &mount, path, key, job](Result<GetResult> result, Status status) {
     if (!result.ok()) status = result.status();
     uint64_t length = 0;
     ObjectInfo info;
@@ -170,10 +169,15 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
 
   GetRequest request;  // the whole object
   FillSink& sink = *job->sink;
-  mount.store->get_async(path, request, sink, priority, [this, complete, priority](Result<GetResult> result) {
-    // Off the network thread: finishing waits for the disk.
-    pool_->post([complete, result = std::move(result)]() mutable { complete(std::move(result)); },
-                priority == Priority::background);
+  mount.store->get_async(path, request, sink, priority, [this, job, complete, priority](Result<GetResult> result) {
+    // When the last write lands: publishing is a few quick calls, done right
+    // there on the writer's thread; bytes that arrived out of order must be
+    // read back for their checksum, which goes to the pool.
+    job->sink->finish_async([this, job, complete, priority, result = std::move(result)](Status written) mutable {
+      if (job->sink->in_order()) return complete(std::move(result), written);
+      pool_->post([complete, result = std::move(result), written]() mutable { complete(std::move(result), written); },
+                  priority == Priority::background);
+    });
   });
 }
 

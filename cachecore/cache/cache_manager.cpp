@@ -182,13 +182,19 @@ void CacheManager::fetch_object(uint64_t mount_id, const std::string& path, Prio
         return;
       }
       default: {
-        std::lock_guard lock(mutex_);
-        auto [it, first] = fill_waiters_.try_emplace(key);
-        it->second.push_back(reply);
-        if (!first) return;  // single-flight: the fill in progress answers everyone
+        {
+          std::lock_guard lock(mutex_);
+          auto [it, first] = fill_waiters_.try_emplace(key);
+          it->second.push_back(reply);
+          if (!first) return;  // single-flight: the fill in progress answers everyone
+          ++in_flight_;
+        }
         mount->stats->misses.fetch_add(1, std::memory_order_relaxed);
         if (priority == Priority::demand) pool_->post([this, mount] { maybe_auto_warm(*mount); }, true);
-        ++in_flight_;
+        if (!mount->store->reads_on_caller_thread()) {
+          // Starting an asynchronous fetch is a few quick calls: no hop to the pool.
+          return start_fill(*mount, path, key, priority);
+        }
         pool_->post([this, mount, path, key, priority] { start_fill(*mount, path, key, priority); },
                     priority == Priority::background);
         return;

@@ -26,10 +26,20 @@ uint64_t FillSink::checksum() const { return XXH3_64bits_digest(static_cast<cons
 void FillSink::submit_locked(Run run) {
   ++outstanding_;
   writer_.write(fd_, run.start - base_, run.buffer, [this](Status status) {
-    std::lock_guard lock(mutex_);
-    --outstanding_;
-    if (!status.ok() && error_.ok()) error_ = std::move(status);
-    cv_.notify_all();
+    std::function<void(Status)> drained;
+    Status result;
+    {
+      std::lock_guard lock(mutex_);
+      --outstanding_;
+      if (!status.ok() && error_.ok()) error_ = std::move(status);
+      if (outstanding_ == 0 && on_drained_) {
+        drained = std::move(on_drained_);
+        on_drained_ = nullptr;
+        result = error_;
+      }
+      cv_.notify_all();
+    }
+    if (drained) drained(result);  // may destroy this sink: nothing of it is used after
   });
 }
 
@@ -67,6 +77,25 @@ Status FillSink::write_at(uint64_t offset, std::span<const std::byte> data) {
     }
   }
   return {};
+}
+
+void FillSink::finish_async(std::function<void(Status)> done) {
+  std::unique_lock lock(mutex_);
+  for (Run& run : runs_) {
+    if (run.buffer.size > 0) {
+      submit_locked(run);
+    } else {
+      writer_.discard(run.buffer);
+    }
+  }
+  runs_.clear();
+  if (outstanding_ > 0) {
+    on_drained_ = std::move(done);
+    return;
+  }
+  Status result = error_;
+  lock.unlock();
+  done(result);
 }
 
 Status FillSink::finish() {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -22,6 +23,10 @@ class FillSink final : public ByteSink {
 
   Status write_at(uint64_t offset, std::span<const std::byte> data) override;
   Status finish();
+  // Flushes and calls `done` with the first error once every write has
+  // completed: on the writer's thread, or on this one if nothing is pending.
+  // `done` must not wait for the FillWriter.
+  void finish_async(std::function<void(Status)> done);
 
   bool in_order() const { return in_order_; }
   uint64_t checksum() const;  // valid when in_order()
@@ -42,6 +47,7 @@ class FillSink final : public ByteSink {
   std::vector<Run> runs_;
   uint64_t outstanding_ = 0;
   Status error_;
+  std::function<void(Status)> on_drained_;
   void* hash_state_;  // XXH3_state_t
   uint64_t next_in_order_;
   bool in_order_ = true;

@@ -38,6 +38,7 @@ class S3Store final : public ObjectStore {
 
   const S3Endpoint& endpoint() const;
   FetchEngine& engine() const;
+  bool reads_on_caller_thread() const override { return false; }
 
  private:
   S3Store(std::shared_ptr<Context> context, std::shared_ptr<FetchEngine> engine);

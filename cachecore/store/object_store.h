@@ -120,6 +120,9 @@ class ObjectStore {
 
   // "s3://bucket/prefix/" or "file:///dir/": for messages.
   const std::string& url() const { return url_; }
+  // Whether get_async() does its work on the caller's thread (true for the
+  // default implementation): callers that must not block then use a worker.
+  virtual bool reads_on_caller_thread() const { return true; }
 
   Result<ObjectInfo> head(std::string_view key);
   Result<ListPage> list(const ListRequest& request);

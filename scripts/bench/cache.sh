@@ -40,12 +40,14 @@ PY
 export DSCACHE_MOUNTS="/data/bench=s3://bench/" DSCACHE_IDLE_TIMEOUT=10m DSCACHE_INDEX_ENTRIES=1M
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
-field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
+field() { sed -n "s/\(^\|.* \)$1=\([0-9.]*\).*/\2/p"; }
 
 # warmup_run NAME PATH...: one warmup into a fresh cache dir; prints "files MiB seconds".
+# Cache dirs are removed only at the end: ext4 creates files slowly right
+# after thousands were deleted (its inode allocator skips recently freed
+# inodes), which would charge one run for the previous one's clean-up.
 warmup_run() {
   local dir=$work/c-$1; shift
-  rm -rf "$dir"
   DSCACHE_CACHE_DIR=$dir "$bin" warmup --concurrency 64 "$@" |
     sed -n 's/^warmup: \([0-9]*\) files, \([0-9.]*\) MiB in \([0-9.]*\) s.*/\1 \2 \3/p'
   DSCACHE_CACHE_DIR=$dir "$bin" daemon --stop >/dev/null
@@ -58,10 +60,10 @@ raw_large=$(build/tests/store_bench large s3://bench large/0 16 8 "$RUNS" | fiel
 echo "bench: fills through the daemon ..." >&2
 small_obj=() small_mib=() large_mib=()
 for ((i = 0; i < RUNS; i++)); do
-  read -r files mib secs < <(warmup_run small "/data/bench/small")
+  read -r files mib secs < <(warmup_run "small-$i" "/data/bench/small")
   small_obj+=("$(echo "$files / $secs" | bc -l)")
   small_mib+=("$(echo "$mib / $secs" | bc -l)")
-  read -r files mib secs < <(warmup_run large "/data/bench/large")
+  read -r files mib secs < <(warmup_run "large-$i" "/data/bench/large")
   large_mib+=("$(echo "$mib / $secs" | bc -l)")
 done
 daemon_small=$(printf '%s\n' "${small_obj[@]}" | median)
@@ -75,7 +77,6 @@ echo "bench: shuffled epochs, dataset twice the cache ..." >&2
 cache_size=$((SMALL_COUNT * 100 * 1024 / 2))
 epochs() {  # epochs POLICY: hit ratios of 3 epochs
   local dir=$work/c-epochs-$1
-  rm -rf "$dir"
   DSCACHE_CACHE_DIR=$dir DSCACHE_CACHE_SIZE=$cache_size DSCACHE_EVICTION=$1 DSCACHE_BIN=$PWD/$bin \
     build/tests/cache_bench epochs /data/bench/small 3 42 | field hit_ratio | paste -sd' '
   DSCACHE_CACHE_DIR=$dir "$bin" daemon --stop >/dev/null

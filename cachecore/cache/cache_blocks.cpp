@@ -173,16 +173,16 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
   }
   if (fd < 0 || record == nullptr) {
     return blocks_arrived(mount, path, key, slot_index, first, last, generation,
-                          Status::error(fd < 0 ? errno : EIO, mirror_path(mount, path) + ": cannot open for filling"));
+                          Status::error(fd < 0 ? errno : EIO, mirror_path(mount, path) + ": cannot open for filling"), {});
   }
   if (first == 0) note_miss(slot);  // one miss per file, not per block run
   if (!make_room((last - first + 1) * config_.block_size)) {
     return blocks_arrived(mount, path, key, slot_index, first, last, generation,
-                          Status::error(ENOSPC, "the cache is full and nothing in it can be evicted"));
+                          Status::error(ENOSPC, "the cache is full and nothing in it can be evicted"), {});
   }
   const uint64_t offset = first * config_.block_size;
   const uint64_t length = std::min(slot.size, (last + 1) * config_.block_size) - offset;
-  auto sink = std::make_shared<FillSink>(*writer_, fd, 0);
+  auto sink = std::make_shared<FillSink>(*writer_, fd, 0, config_.block_size, offset);
   GetRequest request;
   request.range = ByteRange::at(offset, length);
   request.if_match = std::string(record->etag, record->etag_length);
@@ -204,7 +204,9 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
                 mount.stats->bytes_fetched.fetch_add(length, std::memory_order_relaxed);
                 mount.stats->objects_fetched.fetch_add(1, std::memory_order_relaxed);
               }
-              blocks_arrived(mount, path, key, slot_index, first, last, generation, status);
+              std::vector<uint64_t> sums;
+              if (sink->in_order()) sums = sink->segment_checksums();
+              blocks_arrived(mount, path, key, slot_index, first, last, generation, status, sums);
               release((last - first + 1) * config_.block_size);
             },
             priority == Priority::background);
@@ -212,7 +214,8 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
 }
 
 void CacheManager::blocks_arrived(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
-                                  uint64_t first, uint64_t last, uint32_t generation, Status status) {
+                                  uint64_t first, uint64_t last, uint32_t generation, Status status,
+                                  const std::vector<uint64_t>& sums) {
   SlotSnapshot slot;
   index_->reader().read(slot_index, slot);
   BlockRecord* record = index_->block_record(slot.aux);
@@ -232,12 +235,17 @@ void CacheManager::blocks_arrived(Mount& mount, const std::string& path, const I
     for (uint64_t b = first; b <= last; ++b) {
       uint64_t offset = b * config_.block_size;
       uint64_t length = std::min(slot.size, offset + config_.block_size) - offset;
-      auto sum = checksum_range(fd, offset, length);
-      if (!sum.ok()) {
+      // Streamed through the sink when the run came in order; read back otherwise.
+      uint32_t checksum = 0;
+      if (sums.size() == last - first + 1) {
+        checksum = static_cast<uint32_t>(sums[b - first]);
+      } else if (auto sum = checksum_range(fd, offset, length); sum.ok()) {
+        checksum = *sum;
+      } else {
         status = sum.status();
         break;
       }
-      record->checksums()[b] = *sum;
+      record->checksums()[b] = checksum;
       record->bitmap()[b / 64].fetch_or(uint64_t{1} << (b % 64), std::memory_order_release);
       bytes_cached_.fetch_add(length);
     }

@@ -134,8 +134,10 @@ class CacheManager {
                       uint64_t first, uint64_t last, uint64_t readahead_last, Priority priority, Reply reply);
   void fetch_block_run(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
                        uint64_t first, uint64_t last, Priority priority);
+  // `sums`: the blocks' checksums if the fetch computed them on the way.
   void blocks_arrived(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
-                      uint64_t first, uint64_t last, uint32_t generation, Status status);
+                      uint64_t first, uint64_t last, uint32_t generation, Status status,
+                      const std::vector<uint64_t>& sums);
 
   // cache_evict.cpp
   struct CachedFile {

@@ -10,15 +10,33 @@
 
 namespace dscache {
 
-FillSink::FillSink(FillWriter& writer, int fd, uint64_t base)
-    : writer_(writer), fd_(fd), base_(base), hash_state_(XXH3_createState()), next_in_order_(base) {
+FillSink::FillSink(FillWriter& writer, int fd, uint64_t base, uint64_t segment, uint64_t start)
+    : writer_(writer),
+      fd_(fd),
+      base_(base),
+      hash_state_(XXH3_createState()),
+      next_in_order_(std::max(base, start)),
+      segment_(segment) {
   XXH3_64bits_reset(static_cast<XXH3_state_t*>(hash_state_));
+  if (segment_ > 0) {
+    segment_state_ = XXH3_createState();
+    XXH3_64bits_reset(static_cast<XXH3_state_t*>(segment_state_));
+  }
 }
 
 FillSink::~FillSink() {
   // finish() normally ran; if not, still wait: writes reference our fd.
   (void)finish();
   XXH3_freeState(static_cast<XXH3_state_t*>(hash_state_));
+  if (segment_state_ != nullptr) XXH3_freeState(static_cast<XXH3_state_t*>(segment_state_));
+}
+
+std::vector<uint64_t> FillSink::segment_checksums() const {
+  std::vector<uint64_t> sums = segment_sums_;
+  if (segment_ > 0 && next_in_order_ % segment_ != 0) {
+    sums.push_back(XXH3_64bits_digest(static_cast<const XXH3_state_t*>(segment_state_)));
+  }
+  return sums;
 }
 
 uint64_t FillSink::checksum() const { return XXH3_64bits_digest(static_cast<const XXH3_state_t*>(hash_state_)); }
@@ -49,7 +67,19 @@ Status FillSink::write_at(uint64_t offset, std::span<const std::byte> data) {
   if (!error_.ok()) return error_;
   if (offset == next_in_order_ && in_order_) {
     XXH3_64bits_update(static_cast<XXH3_state_t*>(hash_state_), data.data(), data.size());
-    next_in_order_ += data.size();
+    for (std::span<const std::byte> rest = data; segment_ > 0 && !rest.empty();) {
+      auto* state = static_cast<XXH3_state_t*>(segment_state_);
+      uint64_t room = segment_ - next_in_order_ % segment_;
+      size_t n = static_cast<size_t>(std::min<uint64_t>(room, rest.size()));
+      XXH3_64bits_update(state, rest.data(), n);
+      rest = rest.subspan(n);
+      next_in_order_ += n;
+      if (next_in_order_ % segment_ == 0) {
+        segment_sums_.push_back(XXH3_64bits_digest(state));
+        XXH3_64bits_reset(state);
+      }
+    }
+    if (segment_ == 0) next_in_order_ += data.size();
   } else {
     in_order_ = false;
   }

@@ -17,8 +17,11 @@ namespace dscache {
 
 class FillSink final : public ByteSink {
  public:
-  // Object byte N goes to file offset N - base.
-  FillSink(FillWriter& writer, int fd, uint64_t base);
+  // Object byte N goes to file offset N - base; the bytes are expected from
+  // object offset `start` on (for the in-order checksums). With a segment
+  // size, the sink also checksums each aligned segment of that size (the
+  // blocks of a large file) as the bytes pass, when they arrive in order.
+  FillSink(FillWriter& writer, int fd, uint64_t base, uint64_t segment = 0, uint64_t start = 0);
   ~FillSink() override;
 
   Status write_at(uint64_t offset, std::span<const std::byte> data) override;
@@ -30,6 +33,9 @@ class FillSink final : public ByteSink {
 
   bool in_order() const { return in_order_; }
   uint64_t checksum() const;  // valid when in_order()
+  // XXH3-64 of each whole segment seen, in order from the first byte's
+  // segment (and of the last, partial one). Valid when in_order().
+  std::vector<uint64_t> segment_checksums() const;
   uint64_t bytes() const { return bytes_; }
 
  private:
@@ -51,6 +57,9 @@ class FillSink final : public ByteSink {
   void* hash_state_;  // XXH3_state_t
   uint64_t next_in_order_;
   bool in_order_ = true;
+  const uint64_t segment_;
+  void* segment_state_ = nullptr;  // XXH3_state_t of the current segment
+  std::vector<uint64_t> segment_sums_;
   uint64_t bytes_ = 0;
 };
 

@@ -17,6 +17,9 @@
 #include <thread>
 
 #include "cache/cache_manager.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 #include "index/index_key.h"
 #include "store/failure_store.h"
 #include "store/memory_store.h"
@@ -260,6 +263,12 @@ TEST_CASE("large objects fill by block, in place, with readahead; complete when 
   REQUIRE(h.range("big.bin", 0, data.size()).ok());
   CHECK(h.slot("big.bin").state() == FileState::complete);
   CHECK(read_file(h.mirror("big.bin")) == data);
+  // Each block's recorded checksum is its bytes' (computed on the way in).
+  for (uint32_t b = 0; b < record->block_count; ++b) {
+    std::string block = data.substr(b * 65536, 65536);
+    CHECK(const_cast<BlockRecord*>(record)->checksums()[b] ==
+          static_cast<uint32_t>(XXH3_64bits(block.data(), block.size())));
+  }
 }
 
 TEST_CASE("a large object replaced in the store is never mixed: ESTALE, then the new bytes") {

@@ -27,8 +27,8 @@ class FillWriter {
  public:
   struct Options {
     unsigned queue_depth = 64;
-    size_t buffer_size = 1 << 20;
-    size_t buffer_count = 64;  // at most buffer_size * buffer_count bytes in flight
+    size_t buffer_size = 256 << 10;
+    size_t buffer_count = 256;  // at most buffer_size * buffer_count (64 MiB) in flight
     bool use_io_uring = true;  // false: pwrite (tests, or DSCACHE_IO_URING=0)
   };
 

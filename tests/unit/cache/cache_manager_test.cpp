@@ -468,3 +468,25 @@ TEST_CASE("a working set twice the cache: shuffled epochs keep a resident half i
   MESSAGE("plain LRU, epoch 2: " << lru2);
   CHECK(lru2 < epoch2);
 }
+
+TEST_CASE("a pinned partial file is never evicted; a client that goes away releases its pins") {
+  Harness h(Settings{{"DSCACHE_WHOLE_FILE_MAX", "64K"}, {"DSCACHE_BLOCK_SIZE", "64K"}, {"DSCACHE_CACHE_SIZE", "600K"}});
+  h.put("big.bin", content("big", 1'000'000));
+  for (int i = 0; i < 12; ++i) {
+    h.put("s" + std::to_string(i), content("s" + std::to_string(i), 60'000));
+    h.put("t" + std::to_string(i), content("t" + std::to_string(i), 60'000));
+  }
+  REQUIRE(h.list("").ok());
+  REQUIRE(h.range("big.bin", 0, 200'000).ok());  // 4 blocks: partial
+  CHECK(h.slot("big.bin").state() == FileState::partial);
+  h.cache->pin(1, h.mount_id(), "big.bin");
+  for (int i = 0; i < 12; ++i) REQUIRE(h.fetch("s" + std::to_string(i)).ok());
+  CHECK(h.slot("big.bin").state() == FileState::partial);  // survived the pressure
+  h.cache->release_client(1);
+  for (int i = 0; i < 12; ++i) {
+    Status s = h.fetch("t" + std::to_string(i));
+    REQUIRE_MESSAGE(s.ok(), s.message());
+  }
+  CHECK(h.slot("big.bin").state() == FileState::absent);  // no pin: evicted like any other
+  CHECK(h.cache->bytes_cached() <= 600u * 1024);
+}

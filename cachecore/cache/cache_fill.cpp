@@ -16,8 +16,10 @@ namespace dscache {
 namespace {
 
 struct FillJob {
-  std::string temp;
   int fd = -1;
+  uint32_t generation = 0;   // the slot's when the fill started
+  uint64_t listed_size = 0;  // the placeholder's size
+  int attempts = 0;
   std::unique_ptr<FillSink> sink;
   std::chrono::steady_clock::time_point started;
   uint64_t slot_index = 0;
@@ -68,14 +70,20 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
     v.meta = SlotMeta::make(SlotKind::file, FileState::filling, false, v.generation());
   });
 
+  // The bytes go into the placeholder itself, so the file keeps the inode a
+  // reader saw in stat() (cp and tar compare it with fstat() after open()).
+  // Readers only open files published complete, so none sees it half written;
+  // a refresh that replaces the file bumps the generation, checked at publish.
   auto job = std::make_shared<FillJob>();
   job->reserved = slot.size;
-  job->temp = temp_path();
   job->slot_index = slot_index;
+  job->generation = slot.generation();
+  job->listed_size = slot.size;
   job->started = std::chrono::steady_clock::now();
-  job->fd = ::open(job->temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  const std::string target = mirror_path(mount, path);
+  job->fd = ::open(target.c_str(), O_RDWR | O_CLOEXEC);
   if (job->fd < 0) {
-    Status s = Status::error(errno, job->temp + ": cannot create a cache file: " + errno_name(errno));
+    Status s = Status::error(errno, target + ": cannot open the cache file: " + errno_name(errno));
     release(job->reserved);
     index_->modify(slot_index, [](SlotSnapshot& v) {
       v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation());
@@ -85,7 +93,7 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
   job->sink = std::make_unique<FillSink>(*writer_, job->fd, 0);
   mount.stats->fetches_in_flight.fetch_add(1, std::memory_order_relaxed);
 
-  auto complete = [this, &mount, path, key, job](Result<GetResult> result, Status status) {
+  auto complete = [this, &mount, path, key, job, priority](Result<GetResult> result, Status status) {
     if (!result.ok()) status = result.status();
     uint64_t length = 0;
     ObjectInfo info;
@@ -111,52 +119,56 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
       int64_t mtime = info.mtime_ns();
       struct timespec times[2] = {{0, UTIME_OMIT},
                                   {static_cast<time_t>(mtime / 1'000'000'000), static_cast<long>(mtime % 1'000'000'000)}};
-      if (::futimens(job->fd, times) != 0) {  // size: the writes made it exactly `length`
-        status = Status::error(errno, job->temp + ": " + errno_name(errno));
+      // The object may differ in size from its listing (it changed since).
+      if (::ftruncate(job->fd, static_cast<off_t>(length)) != 0 || ::futimens(job->fd, times) != 0) {
+        status = Status::error(errno, mirror_path(mount, path) + ": " + errno_name(errno));
       }
+    } else {
+      // Keep what stat() shows right: the listed size.
+      [[maybe_unused]] int rc = ::ftruncate(job->fd, static_cast<off_t>(job->listed_size));
     }
     ::close(job->fd);
     job->fd = -1;
     mount.stats->fetches_in_flight.fetch_sub(1, std::memory_order_relaxed);
 
-    // Publish: the slot must still be this file's (a refresh may have removed it).
+    // Publish, if the slot is still the one this fill started on: a refresh
+    // that replaced the placeholder meanwhile bumped the generation, and
+    // these bytes went to the old inode.
     SlotSnapshot now;
     uint64_t current = 0;
     bool still = index_->find(key, now, &current) == LookupResult::found && now.kind() == SlotKind::file;
     if (status.ok() && !still) {
       status = Status::error(ENOENT, mount.config.prefix + std::string("/") + path + ": removed from the store");
     }
-    if (status.ok()) {
-      // Generation first: a reader that checked the old state and opened the
-      // path will see the change and look again.
-      const uint32_t generation = now.generation() + 1;
-      index_->modify(current, [&](SlotSnapshot& v) {
-        v.meta = SlotMeta::make(SlotKind::file, FileState::filling, false, generation);
-      });
-      if (::rename(job->temp.c_str(), mirror_path(mount, path).c_str()) != 0) {
-        status = Status::error(errno, mirror_path(mount, path) + ": cannot install the fetched file: " +
-                                          errno_name(errno));
-      } else {
-        index_->modify(current, [&](SlotSnapshot& v) {
-          v.size = length;
-          v.mtime_ns = info.mtime_ns();
-          v.etag_hash = identity_hash(info.etag.data(), info.etag.size());
-          v.aux = checksum;
-          v.meta = SlotMeta::make(SlotKind::file, FileState::complete, false, generation);
-        });
-        index_->reader().touch(current, index_->now_access_stamp());
-        bytes_cached_.fetch_add(length);
-        note_cached(mount, path, current, key);
-        mount.stats->objects_fetched.fetch_add(1, std::memory_order_relaxed);
-        mount.stats->bytes_fetched.fetch_add(length, std::memory_order_relaxed);
-        record_latency(*mount.stats, std::chrono::steady_clock::now() - job->started);
+    if (status.ok() && now.generation() != job->generation) {
+      if (++job->attempts < 3) {
+        DSCACHE_LOG(info, "%s/%s was replaced while it was fetched: fetching it again", mount.config.prefix,
+                    path.c_str());
+        release(job->reserved);
+        return start_fill(mount, path, key, priority);  // the waiters stay registered
       }
+      status = Status::error(ESTALE, mount.config.prefix + std::string("/") + path +
+                                         ": the file kept changing while it was fetched");
+    }
+    if (status.ok()) {
+      index_->modify(current, [&](SlotSnapshot& v) {
+        v.size = length;
+        v.mtime_ns = info.mtime_ns();
+        v.etag_hash = identity_hash(info.etag.data(), info.etag.size());
+        v.aux = checksum;
+        v.meta = SlotMeta::make(SlotKind::file, FileState::complete, false, v.generation());
+      });
+      index_->reader().touch(current, index_->now_access_stamp());
+      bytes_cached_.fetch_add(length);
+      note_cached(mount, path, current, key);
+      mount.stats->objects_fetched.fetch_add(1, std::memory_order_relaxed);
+      mount.stats->bytes_fetched.fetch_add(length, std::memory_order_relaxed);
+      record_latency(*mount.stats, std::chrono::steady_clock::now() - job->started);
     }
     if (!status.ok()) {
-      ::unlink(job->temp.c_str());
       if (still) {
-        index_->modify(current, [](SlotSnapshot& v) {
-          if (v.state() == FileState::filling) {
+        index_->modify(current, [&](SlotSnapshot& v) {
+          if (v.state() == FileState::filling && v.generation() == job->generation) {
             v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation());
           }
         });

@@ -127,9 +127,9 @@ bool socket_path(const Config& config, char* out, size_t size) {
   return n > 0 && static_cast<size_t>(n) < size && static_cast<size_t>(n) < sizeof(sockaddr_un::sun_path);
 }
 
-int DaemonClient::connect(const Config& config, const char* daemon_binary, int wait_ms, char* error,
-                          size_t error_size) {
-  close();
+int connect_daemon(Connection& conn, const Config& config, const char* daemon_binary, int wait_ms, char* error,
+                   size_t error_size) {
+  disconnect(conn);
   char path[sizeof(sockaddr_un::sun_path)];
   if (!socket_path(config, path, sizeof path)) {
     std::snprintf(error, error_size,
@@ -139,7 +139,7 @@ int DaemonClient::connect(const Config& config, const char* daemon_binary, int w
   }
   int fd = try_connect(path);
   if (fd >= 0) {
-    fd_ = fd;
+    conn.fd = fd;
     return 0;
   }
   if (daemon_binary == nullptr) {
@@ -163,7 +163,7 @@ int DaemonClient::connect(const Config& config, const char* daemon_binary, int w
   for (int waited = 0; waited < wait_ms; waited += 10) {
     fd = try_connect(path);
     if (fd >= 0) {
-      fd_ = fd;
+      conn.fd = fd;
       return 0;
     }
     timespec ts{0, 10'000'000};
@@ -176,31 +176,32 @@ int DaemonClient::connect(const Config& config, const char* daemon_binary, int w
   return -EHOSTDOWN;
 }
 
-void DaemonClient::close() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+void disconnect(Connection& conn) {
+  if (conn.fd >= 0) ::close(conn.fd);
+  conn.fd = -1;
 }
 
-int DaemonClient::call(MessageType type, uint64_t mount_id, const char* path, uint64_t offset, uint64_t length,
-                       uint32_t flags, uint64_t* value, char* text, size_t text_size) {
+int call_daemon(Connection& conn, MessageType type, uint64_t mount_id, const char* path, uint64_t offset,
+                uint64_t length, uint32_t flags, uint64_t* value, char* text, size_t text_size) {
   if (text_size > 0) text[0] = '\0';
-  if (fd_ < 0) return -ENOTCONN;
+  if (conn.fd < 0) return -ENOTCONN;
   char buffer[kMaxMessage];
-  const uint32_t id = next_id_++;
+  const uint32_t id = conn.next_id++;
   size_t path_length = path != nullptr ? std::strlen(path) : 0;
   size_t n = encode_request(buffer, type, id, mount_id, path, path_length, offset, length, flags);
   if (n == 0) return ENAMETOOLONG;
-  if (!write_all(fd_, buffer, n)) {
+  if (!write_all(conn.fd, buffer, n)) {
     int err = errno;
-    close();
+    disconnect(conn);
     return -err;
   }
   MessageHeader header{};
-  if (!read_all(fd_, reinterpret_cast<char*>(&header), sizeof header) || !header_valid(header) ||
+  errno = 0;
+  if (!read_all(conn.fd, reinterpret_cast<char*>(&header), sizeof header) || !header_valid(header) ||
       header.request_id != id || header.type != static_cast<uint16_t>(MessageType::reply) ||
-      header.length < sizeof(ReplyBody) || !read_all(fd_, buffer, header.length)) {
+      header.length < sizeof(ReplyBody) || !read_all(conn.fd, buffer, header.length)) {
     int err = errno != 0 ? errno : EPROTO;
-    close();
+    disconnect(conn);
     return -err;
   }
   ReplyBody body{};

@@ -14,6 +14,26 @@ namespace dscache::ipc {
 // <cache_dir>/run/daemon.sock etc. False if a path does not fit.
 bool socket_path(const Config& config, char* out, size_t size);
 
+// A connection as plain data: no destructor, so the shim can keep one per
+// thread without the C++ runtime. DaemonClient below wraps it for C++ callers.
+struct Connection {
+  int fd = -1;
+  uint32_t next_id = 1;
+};
+
+// Connects; if no daemon answers and `daemon_binary` is set, starts
+// `daemon_binary daemon --detached` (with the caller's environment minus
+// LD_PRELOAD) and waits up to `wait_ms` for it. 0, or -errno with a one-line
+// reason in `error`.
+int connect_daemon(Connection& conn, const Config& config, const char* daemon_binary, int wait_ms, char* error,
+                   size_t error_size);
+void disconnect(Connection& conn);
+// One request, one reply. Returns the reply's errno (0: done), or a negative
+// errno if the connection failed (then it is closed). `text` receives the
+// reply's text (NUL-terminated, truncated to fit).
+int call_daemon(Connection& conn, MessageType type, uint64_t mount_id, const char* path, uint64_t offset,
+                uint64_t length, uint32_t flags, uint64_t* value, char* text, size_t text_size);
+
 class DaemonClient {
  public:
   DaemonClient() = default;
@@ -21,23 +41,18 @@ class DaemonClient {
   DaemonClient(const DaemonClient&) = delete;
   DaemonClient& operator=(const DaemonClient&) = delete;
 
-  // Connects; if no daemon answers and `daemon_binary` is set, starts
-  // `daemon_binary daemon --detached` (with the caller's environment minus
-  // LD_PRELOAD) and waits up to `wait_ms` for it. 0, or -errno with a
-  // one-line reason in `error`.
-  int connect(const Config& config, const char* daemon_binary, int wait_ms, char* error, size_t error_size);
-  void close();
-  bool connected() const { return fd_ >= 0; }
-
-  // One request, one reply. Returns the reply's errno (0: done), or a
-  // negative errno if the connection failed (then the client is closed).
-  // `text` receives the reply's text (NUL-terminated, truncated to fit).
+  int connect(const Config& config, const char* daemon_binary, int wait_ms, char* error, size_t error_size) {
+    return connect_daemon(conn_, config, daemon_binary, wait_ms, error, error_size);
+  }
+  void close() { disconnect(conn_); }
+  bool connected() const { return conn_.fd >= 0; }
   int call(MessageType type, uint64_t mount_id, const char* path, uint64_t offset, uint64_t length, uint32_t flags,
-           uint64_t* value, char* text, size_t text_size);
+           uint64_t* value, char* text, size_t text_size) {
+    return call_daemon(conn_, type, mount_id, path, offset, length, flags, value, text, text_size);
+  }
 
  private:
-  int fd_ = -1;
-  uint32_t next_id_ = 1;
+  Connection conn_;
 };
 
 }  // namespace dscache::ipc

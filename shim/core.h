@@ -1,0 +1,94 @@
+// The shim's one dispatch point and the state behind it.
+//
+// Every hook does the same three things: route() its path (is it under a
+// mount? a prefix check on the raw string, no allocation, no syscall when it
+// is not); prepare what the operation needs (the directory listed, the file
+// fetched); then call the real libc function on the mirror path, which runs
+// natively from there on. Hooks on file descriptors only act on the few fds
+// this library registered (partial large files, mirror directories).
+//
+// Nothing here needs a destructor (DataLoader workers leave with _exit), no
+// lock is held across a call into libc, and the library starts no thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "config/config.h"
+#include "libc_headers.h"
+
+namespace dscache::shim {
+
+// Set while the shim itself is inside libc, so that hooks reached from there
+// pass straight through.
+extern thread_local int t_depth __attribute__((tls_model("initial-exec")));
+struct Guard {
+  Guard() { ++t_depth; }
+  ~Guard() { --t_depth; }
+  Guard(const Guard&) = delete;
+  Guard& operator=(const Guard&) = delete;
+};
+
+// True once the library is initialised with a valid DSCACHE_MOUNTS.
+bool active();
+
+struct Target {
+  int mount = -1;                          // index into the configuration's mounts
+  char user[kMaxPathLength];               // normalised absolute path as the program sees it
+  const char* rel = nullptr;               // into `user`: the path below the mount ("" for its root)
+  char mirror[kMaxPathLength + 64];        // the same place in the cache's mirror
+};
+
+enum class Route : uint8_t { pass, mapped };
+
+// Is (dirfd, path) under a mount? `pass` means: call the real function with
+// the original arguments.
+Route route(int dirfd, const char* path, Target& target);
+
+// Make what an operation on `target` needs present. 0 or -errno.
+int prepare_lookup(const Target& target);     // its directory is listed
+int prepare_directory(const Target& target);  // and, if it is a directory, its own listing
+// Opens a mapped path for reading. Complete files come back as plain fds;
+// large files not yet complete are registered as partial (unless
+// need_complete, which makes them complete first). fd, or -errno.
+int open_mapped(const Target& target, int flags, mode_t mode, bool need_complete);
+
+// Partial files (large objects filled by block).
+bool is_partial(int fd);
+// Makes [offset, offset + length) of a partial fd readable. 0 or -errno.
+int ensure_readable(int fd, uint64_t offset, uint64_t length);
+// Makes the whole file present; the fd then leaves the partial table. 0 or -errno.
+int complete_fd(int fd);
+// Completes every partial fd (before exec: the new image cannot check them).
+void complete_all();
+// The fd is closing: forget what we knew about it.
+void forget_fd(int fd);
+
+// Directory fds under a mount (or above one), for *at() calls relative to them.
+bool is_mapped_dirfd(int fd);
+void mark_mapped_dirfd(int fd);
+void note_dup(int from, int to);
+
+// st_blocks of a placeholder is 0; tools (du, cp) read it as "sparse": report
+// the blocks a dense file of that size has.
+void fix_blocks(uint64_t size, uint64_t* blocks512);
+
+// Rewrites a path inside a mount's mirror into the path the program knows;
+// false if `path` is not inside a mirror.
+bool mirror_to_user(const char* path, char* out, size_t size);
+
+// The working directory changed (or may have): re-read it.
+void refresh_cwd();
+
+// envp for exec: the caller's, plus LD_PRELOAD and DSCACHE_* if it dropped them.
+char* const* exec_environment(char* const* envp);
+
+// Sets errno from a -errno result and returns -1 (for the int-returning hooks).
+inline int fail(int negative_errno);
+
+}  // namespace dscache::shim
+
+inline int dscache::shim::fail(int negative_errno) {
+  errno = -negative_errno;
+  return -1;
+}

@@ -1,0 +1,149 @@
+// The one table of every function libdscache.so interposes.
+//
+// Each row: X(kind, return type, name, (parameters), (arguments), exception spec)
+// The table generates the pointers to the real functions (real.h), the
+// exported definitions of the simple kinds (hooks_generated.cpp), and the
+// list of symbols a test checks the library exports (symbols.cpp).
+//
+// Kinds:
+//   custom       written by hand (open, stat, read, ... in hooks_*.cpp)
+//   lookup1      path first: rewritten into the mirror after its directory is listed
+//   lookup_at    (dirfd, path, ...): the same, relative to dirfd
+//   mutate1      path first: EROFS under a mount, else passed through
+//   mutate_at    (dirfd, path, ...): the same
+//   mutate2      (path, path): EROFS if either is under a mount
+//   mutate_at2   (dirfd, path, dirfd, path, ...): the same
+#pragma once
+
+#define DSC_NOTHROW noexcept
+#define DSC_MAYTHROW
+
+// clang-format off
+#define DSCACHE_HOOKS(X) \
+  /* opening files */ \
+  X(custom, int, open, (const char* path, int flags, ...), (path, flags), DSC_MAYTHROW) \
+  X(custom, int, open64, (const char* path, int flags, ...), (path, flags), DSC_MAYTHROW) \
+  X(custom, int, __open_2, (const char* path, int flags), (path, flags), DSC_MAYTHROW) \
+  X(custom, int, __open64_2, (const char* path, int flags), (path, flags), DSC_MAYTHROW) \
+  X(custom, int, openat, (int dirfd, const char* path, int flags, ...), (dirfd, path, flags), DSC_MAYTHROW) \
+  X(custom, int, openat64, (int dirfd, const char* path, int flags, ...), (dirfd, path, flags), DSC_MAYTHROW) \
+  X(custom, int, __openat_2, (int dirfd, const char* path, int flags), (dirfd, path, flags), DSC_MAYTHROW) \
+  X(custom, int, __openat64_2, (int dirfd, const char* path, int flags), (dirfd, path, flags), DSC_MAYTHROW) \
+  X(custom, int, creat, (const char* path, mode_t mode), (path, mode), DSC_MAYTHROW) \
+  X(custom, int, creat64, (const char* path, mode_t mode), (path, mode), DSC_MAYTHROW) \
+  X(custom, FILE*, fopen, (const char* path, const char* mode), (path, mode), DSC_MAYTHROW) \
+  X(custom, FILE*, fopen64, (const char* path, const char* mode), (path, mode), DSC_MAYTHROW) \
+  X(custom, FILE*, freopen, (const char* path, const char* mode, FILE* stream), (path, mode, stream), DSC_MAYTHROW) \
+  X(custom, FILE*, freopen64, (const char* path, const char* mode, FILE* stream), (path, mode, stream), DSC_MAYTHROW) \
+  /* file status */ \
+  X(custom, int, stat, (const char* path, struct stat* st), (path, st), DSC_NOTHROW) \
+  X(custom, int, stat64, (const char* path, struct stat64* st), (path, st), DSC_NOTHROW) \
+  X(custom, int, lstat, (const char* path, struct stat* st), (path, st), DSC_NOTHROW) \
+  X(custom, int, lstat64, (const char* path, struct stat64* st), (path, st), DSC_NOTHROW) \
+  X(custom, int, fstatat, (int dirfd, const char* path, struct stat* st, int flags), (dirfd, path, st, flags), DSC_NOTHROW) \
+  X(custom, int, fstatat64, (int dirfd, const char* path, struct stat64* st, int flags), (dirfd, path, st, flags), DSC_NOTHROW) \
+  X(custom, int, fstat, (int fd, struct stat* st), (fd, st), DSC_NOTHROW) \
+  X(custom, int, fstat64, (int fd, struct stat64* st), (fd, st), DSC_NOTHROW) \
+  X(custom, int, __xstat, (int ver, const char* path, struct stat* st), (ver, path, st), DSC_NOTHROW) \
+  X(custom, int, __xstat64, (int ver, const char* path, struct stat64* st), (ver, path, st), DSC_NOTHROW) \
+  X(custom, int, __lxstat, (int ver, const char* path, struct stat* st), (ver, path, st), DSC_NOTHROW) \
+  X(custom, int, __lxstat64, (int ver, const char* path, struct stat64* st), (ver, path, st), DSC_NOTHROW) \
+  X(custom, int, __fxstat, (int ver, int fd, struct stat* st), (ver, fd, st), DSC_NOTHROW) \
+  X(custom, int, __fxstat64, (int ver, int fd, struct stat64* st), (ver, fd, st), DSC_NOTHROW) \
+  X(custom, int, __fxstatat, (int ver, int dirfd, const char* path, struct stat* st, int flags), (ver, dirfd, path, st, flags), DSC_NOTHROW) \
+  X(custom, int, __fxstatat64, (int ver, int dirfd, const char* path, struct stat64* st, int flags), (ver, dirfd, path, st, flags), DSC_NOTHROW) \
+  X(custom, int, statx, (int dirfd, const char* path, int flags, unsigned int mask, struct statx* stx), (dirfd, path, flags, mask, stx), DSC_NOTHROW) \
+  X(custom, int, access, (const char* path, int mode), (path, mode), DSC_NOTHROW) \
+  X(custom, int, faccessat, (int dirfd, const char* path, int mode, int flags), (dirfd, path, mode, flags), DSC_NOTHROW) \
+  X(custom, int, euidaccess, (const char* path, int mode), (path, mode), DSC_NOTHROW) \
+  X(custom, int, eaccess, (const char* path, int mode), (path, mode), DSC_NOTHROW) \
+  X(lookup1, ssize_t, readlink, (const char* path, char* buf, size_t size), (path, buf, size), DSC_NOTHROW) \
+  X(lookup_at, ssize_t, readlinkat, (int dirfd, const char* path, char* buf, size_t size), (dirfd, path, buf, size), DSC_NOTHROW) \
+  X(lookup1, int, statfs, (const char* path, struct statfs* buf), (path, buf), DSC_NOTHROW) \
+  X(lookup1, int, statfs64, (const char* path, struct statfs64* buf), (path, buf), DSC_NOTHROW) \
+  X(lookup1, int, statvfs, (const char* path, struct statvfs* buf), (path, buf), DSC_NOTHROW) \
+  X(lookup1, int, statvfs64, (const char* path, struct statvfs64* buf), (path, buf), DSC_NOTHROW) \
+  X(lookup1, ssize_t, getxattr, (const char* path, const char* name, void* value, size_t size), (path, name, value, size), DSC_NOTHROW) \
+  X(lookup1, ssize_t, lgetxattr, (const char* path, const char* name, void* value, size_t size), (path, name, value, size), DSC_NOTHROW) \
+  X(lookup1, ssize_t, listxattr, (const char* path, char* list, size_t size), (path, list, size), DSC_NOTHROW) \
+  X(lookup1, ssize_t, llistxattr, (const char* path, char* list, size_t size), (path, list, size), DSC_NOTHROW) \
+  /* names and directories */ \
+  X(custom, DIR*, opendir, (const char* path), (path), DSC_MAYTHROW) \
+  X(custom, char*, realpath, (const char* path, char* resolved), (path, resolved), DSC_NOTHROW) \
+  X(custom, char*, __realpath_chk, (const char* path, char* resolved, size_t resolvedlen), (path, resolved, resolvedlen), DSC_NOTHROW) \
+  X(custom, char*, canonicalize_file_name, (const char* path), (path), DSC_NOTHROW) \
+  X(custom, int, chdir, (const char* path), (path), DSC_NOTHROW) \
+  X(custom, int, fchdir, (int fd), (fd), DSC_NOTHROW) \
+  X(custom, char*, getcwd, (char* buf, size_t size), (buf, size), DSC_NOTHROW) \
+  X(custom, char*, __getcwd_chk, (char* buf, size_t size, size_t buflen), (buf, size, buflen), DSC_NOTHROW) \
+  X(custom, char*, get_current_dir_name, (void), (), DSC_NOTHROW) \
+  /* reading partial files (large objects filled by block) */ \
+  X(custom, ssize_t, read, (int fd, void* buf, size_t count), (fd, buf, count), DSC_MAYTHROW) \
+  X(custom, ssize_t, __read_chk, (int fd, void* buf, size_t count, size_t buflen), (fd, buf, count, buflen), DSC_MAYTHROW) \
+  X(custom, ssize_t, pread, (int fd, void* buf, size_t count, off_t offset), (fd, buf, count, offset), DSC_MAYTHROW) \
+  X(custom, ssize_t, pread64, (int fd, void* buf, size_t count, off64_t offset), (fd, buf, count, offset), DSC_MAYTHROW) \
+  X(custom, ssize_t, __pread_chk, (int fd, void* buf, size_t count, off_t offset, size_t buflen), (fd, buf, count, offset, buflen), DSC_MAYTHROW) \
+  X(custom, ssize_t, __pread64_chk, (int fd, void* buf, size_t count, off64_t offset, size_t buflen), (fd, buf, count, offset, buflen), DSC_MAYTHROW) \
+  X(custom, ssize_t, readv, (int fd, const struct iovec* iov, int iovcnt), (fd, iov, iovcnt), DSC_MAYTHROW) \
+  X(custom, ssize_t, preadv, (int fd, const struct iovec* iov, int iovcnt, off_t offset), (fd, iov, iovcnt, offset), DSC_MAYTHROW) \
+  X(custom, ssize_t, preadv64, (int fd, const struct iovec* iov, int iovcnt, off64_t offset), (fd, iov, iovcnt, offset), DSC_MAYTHROW) \
+  X(custom, ssize_t, preadv2, (int fd, const struct iovec* iov, int iovcnt, off_t offset, int flags), (fd, iov, iovcnt, offset, flags), DSC_MAYTHROW) \
+  X(custom, ssize_t, preadv64v2, (int fd, const struct iovec* iov, int iovcnt, off64_t offset, int flags), (fd, iov, iovcnt, offset, flags), DSC_MAYTHROW) \
+  X(custom, off_t, lseek, (int fd, off_t offset, int whence), (fd, offset, whence), DSC_NOTHROW) \
+  X(custom, off64_t, lseek64, (int fd, off64_t offset, int whence), (fd, offset, whence), DSC_NOTHROW) \
+  /* what needs a partial file complete first */ \
+  X(custom, void*, mmap, (void* addr, size_t length, int prot, int flags, int fd, off_t offset), (addr, length, prot, flags, fd, offset), DSC_NOTHROW) \
+  X(custom, void*, mmap64, (void* addr, size_t length, int prot, int flags, int fd, off64_t offset), (addr, length, prot, flags, fd, offset), DSC_NOTHROW) \
+  X(custom, ssize_t, sendfile, (int out_fd, int in_fd, off_t* offset, size_t count), (out_fd, in_fd, offset, count), DSC_NOTHROW) \
+  X(custom, ssize_t, sendfile64, (int out_fd, int in_fd, off64_t* offset, size_t count), (out_fd, in_fd, offset, count), DSC_NOTHROW) \
+  X(custom, ssize_t, copy_file_range, (int in_fd, off64_t* in_off, int out_fd, off64_t* out_off, size_t len, unsigned int flags), (in_fd, in_off, out_fd, out_off, len, flags), DSC_MAYTHROW) \
+  X(custom, ssize_t, splice, (int in_fd, off64_t* in_off, int out_fd, off64_t* out_off, size_t len, unsigned int flags), (in_fd, in_off, out_fd, out_off, len, flags), DSC_MAYTHROW) \
+  X(custom, FILE*, fdopen, (int fd, const char* mode), (fd, mode), DSC_NOTHROW) \
+  X(custom, int, dup, (int fd), (fd), DSC_NOTHROW) \
+  X(custom, int, dup2, (int fd, int fd2), (fd, fd2), DSC_NOTHROW) \
+  X(custom, int, dup3, (int fd, int fd2, int flags), (fd, fd2, flags), DSC_NOTHROW) \
+  X(custom, int, fcntl, (int fd, int cmd, ...), (fd, cmd), DSC_MAYTHROW) \
+  X(custom, int, fcntl64, (int fd, int cmd, ...), (fd, cmd), DSC_MAYTHROW) \
+  X(custom, int, posix_fadvise, (int fd, off_t offset, off_t len, int advice), (fd, offset, len, advice), DSC_NOTHROW) \
+  X(custom, int, posix_fadvise64, (int fd, off64_t offset, off64_t len, int advice), (fd, offset, len, advice), DSC_NOTHROW) \
+  X(custom, int, close, (int fd), (fd), DSC_MAYTHROW) \
+  X(custom, int, execve, (const char* path, char* const argv[], char* const envp[]), (path, argv, envp), DSC_NOTHROW) \
+  X(custom, int, execv, (const char* path, char* const argv[]), (path, argv), DSC_NOTHROW) \
+  X(custom, int, execvp, (const char* file, char* const argv[]), (file, argv), DSC_NOTHROW) \
+  X(custom, int, execvpe, (const char* file, char* const argv[], char* const envp[]), (file, argv, envp), DSC_NOTHROW) \
+  X(custom, int, fexecve, (int fd, char* const argv[], char* const envp[]), (fd, argv, envp), DSC_NOTHROW) \
+  X(custom, int, posix_spawn, (pid_t* pid, const char* path, const posix_spawn_file_actions_t* actions, const posix_spawnattr_t* attr, char* const argv[], char* const envp[]), (pid, path, actions, attr, argv, envp), DSC_MAYTHROW) \
+  X(custom, int, posix_spawnp, (pid_t* pid, const char* file, const posix_spawn_file_actions_t* actions, const posix_spawnattr_t* attr, char* const argv[], char* const envp[]), (pid, file, actions, attr, argv, envp), DSC_MAYTHROW) \
+  /* writes under a mount: EROFS */ \
+  X(mutate1, int, mkdir, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
+  X(mutate_at, int, mkdirat, (int dirfd, const char* path, mode_t mode), (dirfd, path, mode), DSC_NOTHROW) \
+  X(mutate1, int, unlink, (const char* path), (path), DSC_NOTHROW) \
+  X(mutate_at, int, unlinkat, (int dirfd, const char* path, int flags), (dirfd, path, flags), DSC_NOTHROW) \
+  X(mutate1, int, rmdir, (const char* path), (path), DSC_NOTHROW) \
+  X(mutate2, int, rename, (const char* from, const char* to), (from, to), DSC_NOTHROW) \
+  X(mutate_at2, int, renameat, (int fromfd, const char* from, int tofd, const char* to), (fromfd, from, tofd, to), DSC_NOTHROW) \
+  X(mutate_at2, int, renameat2, (int fromfd, const char* from, int tofd, const char* to, unsigned int flags), (fromfd, from, tofd, to, flags), DSC_NOTHROW) \
+  X(mutate2, int, link, (const char* from, const char* to), (from, to), DSC_NOTHROW) \
+  X(mutate_at2, int, linkat, (int fromfd, const char* from, int tofd, const char* to, int flags), (fromfd, from, tofd, to, flags), DSC_NOTHROW) \
+  X(mutate2, int, symlink, (const char* target, const char* path), (target, path), DSC_NOTHROW) \
+  X(mutate1, int, truncate, (const char* path, off_t length), (path, length), DSC_NOTHROW) \
+  X(mutate1, int, truncate64, (const char* path, off64_t length), (path, length), DSC_NOTHROW) \
+  X(mutate1, int, chmod, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
+  X(mutate_at, int, fchmodat, (int dirfd, const char* path, mode_t mode, int flags), (dirfd, path, mode, flags), DSC_NOTHROW) \
+  X(mutate1, int, chown, (const char* path, uid_t owner, gid_t group), (path, owner, group), DSC_NOTHROW) \
+  X(mutate1, int, lchown, (const char* path, uid_t owner, gid_t group), (path, owner, group), DSC_NOTHROW) \
+  X(mutate_at, int, fchownat, (int dirfd, const char* path, uid_t owner, gid_t group, int flags), (dirfd, path, owner, group, flags), DSC_NOTHROW) \
+  X(mutate1, int, utime, (const char* path, const struct utimbuf* times), (path, times), DSC_NOTHROW) \
+  X(mutate1, int, utimes, (const char* path, const struct timeval times[2]), (path, times), DSC_NOTHROW) \
+  X(mutate1, int, lutimes, (const char* path, const struct timeval times[2]), (path, times), DSC_NOTHROW) \
+  X(mutate_at, int, utimensat, (int dirfd, const char* path, const struct timespec times[2], int flags), (dirfd, path, times, flags), DSC_NOTHROW) \
+  X(mutate_at, int, futimesat, (int dirfd, const char* path, const struct timeval times[2]), (dirfd, path, times), DSC_NOTHROW) \
+  X(mutate1, int, setxattr, (const char* path, const char* name, const void* value, size_t size, int flags), (path, name, value, size, flags), DSC_NOTHROW) \
+  X(mutate1, int, lsetxattr, (const char* path, const char* name, const void* value, size_t size, int flags), (path, name, value, size, flags), DSC_NOTHROW) \
+  X(mutate1, int, removexattr, (const char* path, const char* name), (path, name), DSC_NOTHROW) \
+  X(mutate1, int, lremovexattr, (const char* path, const char* name), (path, name), DSC_NOTHROW) \
+  X(mutate1, int, mknod, (const char* path, mode_t mode, dev_t dev), (path, mode, dev), DSC_NOTHROW) \
+  X(mutate_at, int, mknodat, (int dirfd, const char* path, mode_t mode, dev_t dev), (dirfd, path, mode, dev), DSC_NOTHROW) \
+  X(mutate1, int, mkfifo, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
+  X(mutate_at, int, mkfifoat, (int dirfd, const char* path, mode_t mode), (dirfd, path, mode), DSC_NOTHROW)
+// clang-format on

@@ -1,0 +1,111 @@
+// Directories and names: opendir, chdir/fchdir, getcwd, realpath. The program
+// always sees its own paths, never the mirror's.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "core.h"
+#include "real.h"
+
+using namespace dscache::shim;
+
+namespace {
+
+// Rewrites a mirror path in `buf` (capacity `size`) into the program's path.
+// false (ERANGE) if it does not fit.
+bool to_user_in_place(char* buf, size_t size) {
+  char user[dscache::kMaxPathLength];
+  if (!mirror_to_user(buf, user, sizeof user)) return true;
+  size_t n = std::strlen(user);
+  if (n + 1 > size) return false;
+  std::memcpy(buf, user, n + 1);
+  return true;
+}
+
+// A malloc'd mirror path becomes a malloc'd program path.
+char* to_user_malloced(char* path) {
+  if (path == nullptr) return nullptr;
+  char user[dscache::kMaxPathLength];
+  if (!mirror_to_user(path, user, sizeof user)) return path;
+  std::free(path);
+  return strdup(user);
+}
+
+char* realpath_common(const char* path, char* resolved, size_t resolved_size) {
+  Target t;
+  if (route(AT_FDCWD, path, t) != Route::mapped) return real_realpath(path, resolved);
+  if (int rc = prepare_lookup(t); rc != 0) return errno = -rc, nullptr;
+  char mirror_resolved[PATH_MAX];
+  if (real_realpath(t.mirror, mirror_resolved) == nullptr) return nullptr;
+  char user[PATH_MAX];
+  if (!mirror_to_user(mirror_resolved, user, sizeof user)) std::snprintf(user, sizeof user, "%s", mirror_resolved);
+  if (resolved == nullptr) return strdup(user);
+  if (std::strlen(user) + 1 > resolved_size) return errno = ENAMETOOLONG, nullptr;
+  std::memcpy(resolved, user, std::strlen(user) + 1);
+  return resolved;
+}
+
+}  // namespace
+
+extern "C" {
+
+__attribute__((visibility("default"))) DIR* opendir(const char* path) {
+  Target t;
+  if (route(AT_FDCWD, path, t) != Route::mapped) return real_opendir(path);
+  if (int rc = prepare_directory(t); rc != 0) return errno = -rc, nullptr;
+  DIR* dir = real_opendir(t.mirror);
+  if (dir != nullptr) mark_mapped_dirfd(dirfd(dir));  // it may anchor *at() calls (fts, dir_fd=)
+  return dir;
+}
+
+__attribute__((visibility("default"))) char* realpath(const char* path, char* resolved) noexcept {
+  return realpath_common(path, resolved, PATH_MAX);
+}
+
+__attribute__((visibility("default"))) char* __realpath_chk(const char* path, char* resolved,
+                                                           size_t resolvedlen) noexcept {
+  return realpath_common(path, resolved, resolvedlen);
+}
+
+__attribute__((visibility("default"))) char* canonicalize_file_name(const char* path) noexcept {
+  return realpath_common(path, nullptr, PATH_MAX);
+}
+
+__attribute__((visibility("default"))) int chdir(const char* path) noexcept {
+  Target t;
+  if (route(AT_FDCWD, path, t) != Route::mapped) {
+    int rc = real_chdir(path);
+    if (rc == 0 && active()) refresh_cwd();
+    return rc;
+  }
+  if (int rc = prepare_directory(t); rc != 0) return fail(rc);
+  int rc = real_chdir(t.mirror);
+  if (rc == 0) refresh_cwd();
+  return rc;
+}
+
+__attribute__((visibility("default"))) int fchdir(int fd) noexcept {
+  int rc = real_fchdir(fd);
+  if (rc == 0 && active()) refresh_cwd();
+  return rc;
+}
+
+__attribute__((visibility("default"))) char* getcwd(char* buf, size_t size) noexcept {
+  char* r = real_getcwd(buf, size);
+  if (r == nullptr || !active()) return r;
+  if (buf == nullptr) return to_user_malloced(r);
+  if (!to_user_in_place(r, size)) return errno = ERANGE, nullptr;
+  return r;
+}
+
+__attribute__((visibility("default"))) char* __getcwd_chk(char* buf, size_t size, size_t buflen) noexcept {
+  if (size > buflen) size = buflen;
+  return getcwd(buf, size);
+}
+
+__attribute__((visibility("default"))) char* get_current_dir_name(void) noexcept {
+  char* r = real_get_current_dir_name();
+  return active() ? to_user_malloced(r) : r;
+}
+
+}  // extern "C"

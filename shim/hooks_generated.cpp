@@ -1,0 +1,119 @@
+// The hooks of the simple kinds in hooks.h, generated from the table.
+#include "core.h"
+#include "real.h"
+
+using namespace dscache::shim;
+
+namespace {
+
+// The real function, or ENOSYS if libc has none.
+#define DSC_REAL(name, fallback, ...) \
+  (real_##name != nullptr ? real_##name(__VA_ARGS__) : (errno = ENOSYS, fallback))
+
+template <class T>
+T erofs() {
+  errno = EROFS;
+  return static_cast<T>(-1);
+}
+
+bool mapped(int dirfd, const char* path) {
+  Target t;
+  return route(dirfd, path, t) == Route::mapped;
+}
+
+}  // namespace
+
+#define DSC_FIRST_PATH(path, ...) path
+#define DSC_SECOND(a, b, ...) b
+#define DSC_FOURTH(a, b, c, d, ...) d
+#define DSC_UNPAREN(...) __VA_ARGS__
+
+// lookup1: the path is its first parameter.
+#define DSC_HOOK_lookup1(ret, name, params, args, spec)                                  \
+  extern "C" __attribute__((visibility("default"))) ret name params spec {               \
+    Target t;                                                                           \
+    const char* path_ = DSC_FIRST_PATH args;                                            \
+    if (route(AT_FDCWD, path_, t) != Route::mapped) return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args); \
+    if (int rc = prepare_lookup(t); rc != 0) {                                          \
+      errno = -rc;                                                                      \
+      return static_cast<ret>(-1);                                                      \
+    }                                                                                   \
+    return dsc_call_with_path_##name(t.mirror, DSC_UNPAREN args);                       \
+  }
+
+// lookup_at: (dirfd, path, ...).
+#define DSC_HOOK_lookup_at(ret, name, params, args, spec)                                \
+  extern "C" __attribute__((visibility("default"))) ret name params spec {               \
+    Target t;                                                                           \
+    if (route(DSC_FIRST_PATH args, DSC_SECOND args, t) != Route::mapped) {              \
+      return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                   \
+    }                                                                                   \
+    if (int rc = prepare_lookup(t); rc != 0) {                                          \
+      errno = -rc;                                                                      \
+      return static_cast<ret>(-1);                                                      \
+    }                                                                                   \
+    return dsc_call_with_path_##name(t.mirror, DSC_UNPAREN args);                       \
+  }
+
+#define DSC_HOOK_mutate1(ret, name, params, args, spec)                                  \
+  extern "C" __attribute__((visibility("default"))) ret name params spec {               \
+    if (mapped(AT_FDCWD, DSC_FIRST_PATH args)) return erofs<ret>();                      \
+    return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                      \
+  }
+
+#define DSC_HOOK_mutate_at(ret, name, params, args, spec)                                \
+  extern "C" __attribute__((visibility("default"))) ret name params spec {               \
+    if (mapped(DSC_FIRST_PATH args, DSC_SECOND args)) return erofs<ret>();               \
+    return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                      \
+  }
+
+#define DSC_HOOK_mutate2(ret, name, params, args, spec)                                  \
+  extern "C" __attribute__((visibility("default"))) ret name params spec {               \
+    if (mapped(AT_FDCWD, DSC_FIRST_PATH args) || mapped(AT_FDCWD, DSC_SECOND args)) {   \
+      return erofs<ret>();                                                               \
+    }                                                                                   \
+    return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                      \
+  }
+
+#define DSC_THIRD(a, b, c, ...) c
+#define DSC_HOOK_mutate_at2(ret, name, params, args, spec)                               \
+  extern "C" __attribute__((visibility("default"))) ret name params spec {               \
+    if (mapped(DSC_FIRST_PATH args, DSC_SECOND args) || mapped(DSC_THIRD args, DSC_FOURTH args)) { \
+      return erofs<ret>();                                                               \
+    }                                                                                   \
+    return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                      \
+  }
+
+#define DSC_HOOK_custom(ret, name, params, args, spec)
+
+// For the lookup kinds: the real call with the path argument replaced.
+namespace {
+inline ssize_t dsc_call_with_path_readlink(const char* p, const char*, char* buf, size_t size) {
+  return real_readlink(p, buf, size);
+}
+inline ssize_t dsc_call_with_path_readlinkat(const char* p, int, const char*, char* buf, size_t size) {
+  return real_readlinkat(AT_FDCWD, p, buf, size);
+}
+inline int dsc_call_with_path_statfs(const char* p, const char*, struct statfs* b) { return real_statfs(p, b); }
+inline int dsc_call_with_path_statfs64(const char* p, const char*, struct statfs64* b) { return real_statfs64(p, b); }
+inline int dsc_call_with_path_statvfs(const char* p, const char*, struct statvfs* b) { return real_statvfs(p, b); }
+inline int dsc_call_with_path_statvfs64(const char* p, const char*, struct statvfs64* b) {
+  return real_statvfs64(p, b);
+}
+inline ssize_t dsc_call_with_path_getxattr(const char* p, const char*, const char* n, void* v, size_t s) {
+  return real_getxattr(p, n, v, s);
+}
+inline ssize_t dsc_call_with_path_lgetxattr(const char* p, const char*, const char* n, void* v, size_t s) {
+  return real_lgetxattr(p, n, v, s);
+}
+inline ssize_t dsc_call_with_path_listxattr(const char* p, const char*, char* l, size_t s) {
+  return real_listxattr(p, l, s);
+}
+inline ssize_t dsc_call_with_path_llistxattr(const char* p, const char*, char* l, size_t s) {
+  return real_llistxattr(p, l, s);
+}
+}  // namespace
+
+#define DSC_GENERATE(kind, ret, name, params, args, spec) DSC_HOOK_##kind(ret, name, params, args, spec)
+DSCACHE_HOOKS(DSC_GENERATE)
+#undef DSC_GENERATE

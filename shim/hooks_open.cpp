@@ -1,0 +1,140 @@
+// Opening files: open, openat, their fortified and 64-bit forms, creat, fopen, freopen.
+#include <cstdarg>
+#include <cstring>
+
+#include "core.h"
+#include "real.h"
+
+using namespace dscache::shim;
+
+namespace {
+
+// Opens (dirfd, path): the mirror for mapped paths, else the real thing.
+int open_path(int dirfd, const char* path, int flags, mode_t mode) {
+  Target t;
+  if (route(dirfd, path, t) != Route::mapped) {
+    if (real_openat == nullptr) return fail(-ENOSYS);
+    return real_openat(dirfd, path, flags, mode);
+  }
+  int fd = open_mapped(t, flags, mode, false);
+  return fd >= 0 ? fd : fail(fd);
+}
+
+mode_t mode_arg(int flags, va_list args) {
+  // The mode exists only when the flags ask for one.
+  return (flags & (O_CREAT | O_TMPFILE)) != 0 ? static_cast<mode_t>(va_arg(args, int)) : 0;
+}
+
+bool stdio_writes(const char* mode) { return mode != nullptr && std::strpbrk(mode, "wa+") != nullptr; }
+
+FILE* fopen_path(const char* path, const char* mode, FILE* (*real)(const char*, const char*)) {
+  Target t;
+  if (route(AT_FDCWD, path, t) != Route::mapped) {
+    if (real == nullptr) return errno = ENOSYS, nullptr;
+    return real(path, mode);
+  }
+  if (stdio_writes(mode)) return errno = EROFS, nullptr;
+  // stdio reads through its own calls, which no hook sees: the file must be complete.
+  int flags = O_RDONLY | (std::strchr(mode, 'e') != nullptr ? O_CLOEXEC : 0);
+  int fd = open_mapped(t, flags, 0, true);
+  if (fd < 0) return errno = -fd, nullptr;
+  FILE* f = real_fdopen(fd, mode);
+  if (f == nullptr) {
+    int err = errno;
+    real_close(fd);
+    errno = err;
+  }
+  return f;
+}
+
+}  // namespace
+
+extern "C" {
+
+__attribute__((visibility("default"))) int open(const char* path, int flags, ...) {
+  va_list args;
+  va_start(args, flags);
+  mode_t mode = mode_arg(flags, args);
+  va_end(args);
+  return open_path(AT_FDCWD, path, flags, mode);
+}
+
+__attribute__((visibility("default"))) int open64(const char* path, int flags, ...) {
+  va_list args;
+  va_start(args, flags);
+  mode_t mode = mode_arg(flags, args);
+  va_end(args);
+  return open_path(AT_FDCWD, path, flags | O_LARGEFILE, mode);
+}
+
+__attribute__((visibility("default"))) int __open_2(const char* path, int flags) {
+  return open_path(AT_FDCWD, path, flags, 0);
+}
+
+__attribute__((visibility("default"))) int __open64_2(const char* path, int flags) {
+  return open_path(AT_FDCWD, path, flags | O_LARGEFILE, 0);
+}
+
+__attribute__((visibility("default"))) int openat(int dirfd, const char* path, int flags, ...) {
+  va_list args;
+  va_start(args, flags);
+  mode_t mode = mode_arg(flags, args);
+  va_end(args);
+  return open_path(dirfd, path, flags, mode);
+}
+
+__attribute__((visibility("default"))) int openat64(int dirfd, const char* path, int flags, ...) {
+  va_list args;
+  va_start(args, flags);
+  mode_t mode = mode_arg(flags, args);
+  va_end(args);
+  return open_path(dirfd, path, flags | O_LARGEFILE, mode);
+}
+
+__attribute__((visibility("default"))) int __openat_2(int dirfd, const char* path, int flags) {
+  return open_path(dirfd, path, flags, 0);
+}
+
+__attribute__((visibility("default"))) int __openat64_2(int dirfd, const char* path, int flags) {
+  return open_path(dirfd, path, flags | O_LARGEFILE, 0);
+}
+
+__attribute__((visibility("default"))) int creat(const char* path, mode_t mode) {
+  return open_path(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+__attribute__((visibility("default"))) int creat64(const char* path, mode_t mode) {
+  return open_path(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC | O_LARGEFILE, mode);
+}
+
+__attribute__((visibility("default"))) FILE* fopen(const char* path, const char* mode) {
+  return fopen_path(path, mode, real_fopen);
+}
+
+__attribute__((visibility("default"))) FILE* fopen64(const char* path, const char* mode) {
+  return fopen_path(path, mode, real_fopen64);
+}
+
+__attribute__((visibility("default"))) FILE* freopen(const char* path, const char* mode, FILE* stream) {
+  Target t;
+  if (route(AT_FDCWD, path, t) != Route::mapped) return real_freopen(path, mode, stream);
+  if (stdio_writes(mode)) return errno = EROFS, nullptr;
+  // Held open across the reopen: the stream must end up on this very file.
+  int fd = open_mapped(t, O_RDONLY | O_CLOEXEC, 0, true);
+  if (fd < 0) return errno = -fd, nullptr;
+  FILE* f = real_freopen(t.mirror, mode, stream);
+  struct stat mine {}, theirs {};
+  if (f != nullptr && (real_fstat(fd, &mine) != 0 || real_fstat(fileno(f), &theirs) != 0 ||
+                       mine.st_ino != theirs.st_ino || mine.st_dev != theirs.st_dev)) {
+    // Replaced in between: put the stream on the descriptor we checked.
+    real_dup2(fd, fileno(f));
+  }
+  real_close(fd);
+  return f;
+}
+
+__attribute__((visibility("default"))) FILE* freopen64(const char* path, const char* mode, FILE* stream) {
+  return freopen(path, mode, stream);
+}
+
+}  // extern "C"

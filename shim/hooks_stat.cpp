@@ -1,0 +1,152 @@
+// File status: stat and friends, statx, access. Placeholders are sparse: the
+// block count is reported as a dense file's, which du and cp rely on.
+#include "core.h"
+#include "real.h"
+
+using namespace dscache::shim;
+
+namespace {
+
+template <class Stat>
+void fix(Stat* st) {
+  if (!S_ISREG(st->st_mode)) return;
+  uint64_t blocks = static_cast<uint64_t>(st->st_blocks);
+  fix_blocks(static_cast<uint64_t>(st->st_size), &blocks);
+  st->st_blocks = static_cast<decltype(st->st_blocks)>(blocks);
+}
+
+// stat-like calls on (dirfd, path): `call` runs the real function on the path
+// it is given (the mirror path, or the original).
+template <class Stat, class Call>
+int stat_path(int dirfd, const char* path, Stat* st, Call call) {
+  Target t;
+  if (route(dirfd, path, t) != Route::mapped) return call(dirfd, path);
+  if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
+  int r = call(AT_FDCWD, t.mirror);
+  if (r == 0) fix(st);
+  return r;
+}
+
+template <class Stat>
+void fix_if_partial(int fd, int rc, Stat* st) {
+  if (rc == 0 && is_partial(fd)) fix(st);
+}
+
+int access_path(int dirfd, const char* path, int mode, int flags, bool effective) {
+  Target t;
+  if (route(dirfd, path, t) != Route::mapped) {
+    if (effective) return real_euidaccess(path, mode);
+    return real_faccessat(dirfd, path, mode, flags);
+  }
+  if ((mode & W_OK) != 0) return fail(-EROFS);
+  if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
+  return real_faccessat(AT_FDCWD, t.mirror, mode, flags | (effective ? AT_EACCESS : 0));
+}
+
+bool empty_path(const char* path, int flags) { return (flags & AT_EMPTY_PATH) != 0 && path != nullptr && path[0] == '\0'; }
+
+}  // namespace
+
+extern "C" {
+
+__attribute__((visibility("default"))) int stat(const char* path, struct stat* st) noexcept {
+  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real_stat(p, st); });
+}
+__attribute__((visibility("default"))) int stat64(const char* path, struct stat64* st) noexcept {
+  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real_stat64(p, st); });
+}
+__attribute__((visibility("default"))) int lstat(const char* path, struct stat* st) noexcept {
+  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real_lstat(p, st); });
+}
+__attribute__((visibility("default"))) int lstat64(const char* path, struct stat64* st) noexcept {
+  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real_lstat64(p, st); });
+}
+__attribute__((visibility("default"))) int fstatat(int dirfd, const char* path, struct stat* st, int flags) noexcept {
+  if (empty_path(path, flags)) {
+    int rc = real_fstatat(dirfd, path, st, flags);
+    fix_if_partial(dirfd, rc, st);
+    return rc;
+  }
+  return stat_path(dirfd, path, st, [&](int d, const char* p) { return real_fstatat(d, p, st, flags); });
+}
+__attribute__((visibility("default"))) int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) noexcept {
+  if (empty_path(path, flags)) {
+    int rc = real_fstatat64(dirfd, path, st, flags);
+    fix_if_partial(dirfd, rc, st);
+    return rc;
+  }
+  return stat_path(dirfd, path, st, [&](int d, const char* p) { return real_fstatat64(d, p, st, flags); });
+}
+__attribute__((visibility("default"))) int fstat(int fd, struct stat* st) noexcept {
+  int rc = real_fstat(fd, st);
+  fix_if_partial(fd, rc, st);
+  return rc;
+}
+__attribute__((visibility("default"))) int fstat64(int fd, struct stat64* st) noexcept {
+  int rc = real_fstat64(fd, st);
+  fix_if_partial(fd, rc, st);
+  return rc;
+}
+__attribute__((visibility("default"))) int __xstat(int ver, const char* path, struct stat* st) noexcept {
+  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real___xstat(ver, p, st); });
+}
+__attribute__((visibility("default"))) int __xstat64(int ver, const char* path, struct stat64* st) noexcept {
+  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real___xstat64(ver, p, st); });
+}
+__attribute__((visibility("default"))) int __lxstat(int ver, const char* path, struct stat* st) noexcept {
+  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real___lxstat(ver, p, st); });
+}
+__attribute__((visibility("default"))) int __lxstat64(int ver, const char* path, struct stat64* st) noexcept {
+  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real___lxstat64(ver, p, st); });
+}
+__attribute__((visibility("default"))) int __fxstat(int ver, int fd, struct stat* st) noexcept {
+  int rc = real___fxstat(ver, fd, st);
+  fix_if_partial(fd, rc, st);
+  return rc;
+}
+__attribute__((visibility("default"))) int __fxstat64(int ver, int fd, struct stat64* st) noexcept {
+  int rc = real___fxstat64(ver, fd, st);
+  fix_if_partial(fd, rc, st);
+  return rc;
+}
+__attribute__((visibility("default"))) int __fxstatat(int ver, int dirfd, const char* path, struct stat* st,
+                                                      int flags) noexcept {
+  return stat_path(dirfd, path, st, [&](int d, const char* p) { return real___fxstatat(ver, d, p, st, flags); });
+}
+__attribute__((visibility("default"))) int __fxstatat64(int ver, int dirfd, const char* path, struct stat64* st,
+                                                        int flags) noexcept {
+  return stat_path(dirfd, path, st, [&](int d, const char* p) { return real___fxstatat64(ver, d, p, st, flags); });
+}
+__attribute__((visibility("default"))) int statx(int dirfd, const char* path, int flags, unsigned int mask,
+                                                 struct statx* stx) noexcept {
+  auto fix_statx = [&](int rc) {
+    if (rc == 0 && S_ISREG(stx->stx_mode)) {
+      uint64_t blocks = stx->stx_blocks;
+      fix_blocks(stx->stx_size, &blocks);
+      stx->stx_blocks = blocks;
+    }
+    return rc;
+  };
+  if (empty_path(path, flags)) {
+    int rc = real_statx(dirfd, path, flags, mask, stx);
+    return is_partial(dirfd) ? fix_statx(rc) : rc;
+  }
+  Target t;
+  if (route(dirfd, path, t) != Route::mapped) return real_statx(dirfd, path, flags, mask, stx);
+  if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
+  return fix_statx(real_statx(AT_FDCWD, t.mirror, flags, mask, stx));
+}
+__attribute__((visibility("default"))) int access(const char* path, int mode) noexcept {
+  return access_path(AT_FDCWD, path, mode, 0, false);
+}
+__attribute__((visibility("default"))) int faccessat(int dirfd, const char* path, int mode, int flags) noexcept {
+  return access_path(dirfd, path, mode, flags, false);
+}
+__attribute__((visibility("default"))) int euidaccess(const char* path, int mode) noexcept {
+  return access_path(AT_FDCWD, path, mode, 0, true);
+}
+__attribute__((visibility("default"))) int eaccess(const char* path, int mode) noexcept {
+  return access_path(AT_FDCWD, path, mode, 0, true);
+}
+
+}  // extern "C"

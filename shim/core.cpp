@@ -480,9 +480,22 @@ int prepare_directory(const Target& t) {
 int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
   const int access = flags & O_ACCMODE;
   // (O_TMPFILE includes O_DIRECTORY's bit: test it whole.)
-  if (access != O_RDONLY || (flags & (O_CREAT | O_TRUNC | O_APPEND)) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
-    return -EROFS;
+  if ((flags & O_TMPFILE) == O_TMPFILE) return -EROFS;
+  if ((flags & O_CREAT) != 0) {
+    // As the kernel orders it: an existing name is EEXIST under O_EXCL and
+    // otherwise opens as it is (read-only); a new one is EROFS.
+    if (int rc = prepare_lookup(t); rc != 0) return rc;  // no parent directory
+    struct stat st {};
+    int found;
+    {
+      Guard guard;
+      found = real_lstat(t.mirror, &st) == 0 ? 0 : -errno;
+    }
+    if (found != 0) return found == -ENOENT ? -EROFS : found;
+    if ((flags & O_EXCL) != 0) return -EEXIST;
+    flags &= ~O_CREAT;
   }
+  if (access != O_RDONLY || (flags & (O_TRUNC | O_APPEND)) != 0) return -EROFS;
   if (int rc = prepare_lookup(t); rc != 0) return rc;
   if ((flags & O_PATH) != 0) {
     Guard guard;
@@ -643,6 +656,20 @@ void complete_all() {
 void forget_fd(int fd) {
   if (PartialFile* p = find_partial(fd)) drop_partial(*p, true);
   set_bit(g_dir_bits, fd, false);
+}
+
+void forget_fd_range(unsigned first, unsigned last) {
+  for (PartialFile& p : g_partials) {
+    int fd = p.fd.load(std::memory_order_acquire);
+    if (fd >= 0 && static_cast<unsigned>(fd) >= first && static_cast<unsigned>(fd) <= last) drop_partial(p, true);
+  }
+  for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(kBitmapFds); ++fd) {
+    if ((fd % 64) == 0 && fd + 63 <= last && g_dir_bits[fd / 64].load(std::memory_order_relaxed) == 0) {
+      fd += 63;  // a clear word at a time
+      continue;
+    }
+    set_bit(g_dir_bits, static_cast<int>(fd), false);
+  }
 }
 
 bool is_mapped_dirfd(int fd) { return test_bit(g_dir_bits, fd); }

@@ -63,6 +63,7 @@ int complete_fd(int fd);
 void complete_all();
 // The fd is closing: forget what we knew about it.
 void forget_fd(int fd);
+void forget_fd_range(unsigned first, unsigned last);  // close_range, closefrom
 
 // Directory fds under a mount (or above one), for *at() calls relative to them.
 bool is_mapped_dirfd(int fd);

@@ -10,6 +10,10 @@
 //   lookup1      path first: rewritten into the mirror after its directory is listed
 //   lookup_at    (dirfd, path, ...): the same, relative to dirfd
 //   mutate1      path first: EROFS under a mount, else passed through
+//   create1      path first, creates it: EEXIST if it exists, else EROFS (as the kernel orders them)
+//   create_at    (dirfd, path, ...): the same
+//   create_link  symlink (target, path): the same checks on path
+//   create_linkat symlinkat (target, dirfd, path): the same
 //   mutate_at    (dirfd, path, ...): the same
 //   mutate2      (path, path): EROFS if either is under a mount
 //   mutate_at2   (dirfd, path, dirfd, path, ...): the same
@@ -69,6 +73,16 @@
   X(lookup1, ssize_t, llistxattr, (const char* path, char* list, size_t size), (path, list, size), DSC_NOTHROW) \
   /* names and directories */ \
   X(custom, DIR*, opendir, (const char* path), (path), DSC_MAYTHROW) \
+  X(custom, int, scandir, (const char* dir, struct dirent*** namelist, int (*filter)(const struct dirent*), int (*compar)(const struct dirent**, const struct dirent**)), (dir, namelist, filter, compar), DSC_MAYTHROW) \
+  X(custom, int, scandir64, (const char* dir, struct dirent64*** namelist, int (*filter)(const struct dirent64*), int (*compar)(const struct dirent64**, const struct dirent64**)), (dir, namelist, filter, compar), DSC_MAYTHROW) \
+  X(custom, int, scandirat, (int dirfd, const char* dir, struct dirent*** namelist, int (*filter)(const struct dirent*), int (*compar)(const struct dirent**, const struct dirent**)), (dirfd, dir, namelist, filter, compar), DSC_MAYTHROW) \
+  X(custom, int, scandirat64, (int dirfd, const char* dir, struct dirent64*** namelist, int (*filter)(const struct dirent64*), int (*compar)(const struct dirent64**, const struct dirent64**)), (dirfd, dir, namelist, filter, compar), DSC_MAYTHROW) \
+  X(custom, int, glob, (const char* pattern, int flags, int (*errfunc)(const char*, int), glob_t* pglob), (pattern, flags, errfunc, pglob), DSC_NOTHROW) \
+  X(custom, int, glob64, (const char* pattern, int flags, int (*errfunc)(const char*, int), glob64_t* pglob), (pattern, flags, errfunc, pglob), DSC_NOTHROW) \
+  X(custom, int, nftw, (const char* dir, __nftw_func_t fn, int nopenfd, int flags), (dir, fn, nopenfd, flags), DSC_MAYTHROW) \
+  X(custom, int, nftw64, (const char* dir, __nftw64_func_t fn, int nopenfd, int flags), (dir, fn, nopenfd, flags), DSC_MAYTHROW) \
+  X(custom, int, ftw, (const char* dir, __ftw_func_t fn, int nopenfd), (dir, fn, nopenfd), DSC_MAYTHROW) \
+  X(custom, int, ftw64, (const char* dir, __ftw64_func_t fn, int nopenfd), (dir, fn, nopenfd), DSC_MAYTHROW) \
   X(custom, char*, realpath, (const char* path, char* resolved), (path, resolved), DSC_NOTHROW) \
   X(custom, char*, __realpath_chk, (const char* path, char* resolved, size_t resolvedlen), (path, resolved, resolvedlen), DSC_NOTHROW) \
   X(custom, char*, canonicalize_file_name, (const char* path), (path), DSC_NOTHROW) \
@@ -107,16 +121,21 @@
   X(custom, int, posix_fadvise, (int fd, off_t offset, off_t len, int advice), (fd, offset, len, advice), DSC_NOTHROW) \
   X(custom, int, posix_fadvise64, (int fd, off64_t offset, off64_t len, int advice), (fd, offset, len, advice), DSC_NOTHROW) \
   X(custom, int, close, (int fd), (fd), DSC_MAYTHROW) \
+  X(custom, int, close_range, (unsigned int first, unsigned int last, int flags), (first, last, flags), DSC_NOTHROW) \
+  X(custom, void, closefrom, (int lowfd), (lowfd), DSC_NOTHROW) \
   X(custom, int, execve, (const char* path, char* const argv[], char* const envp[]), (path, argv, envp), DSC_NOTHROW) \
   X(custom, int, execv, (const char* path, char* const argv[]), (path, argv), DSC_NOTHROW) \
   X(custom, int, execvp, (const char* file, char* const argv[]), (file, argv), DSC_NOTHROW) \
   X(custom, int, execvpe, (const char* file, char* const argv[], char* const envp[]), (file, argv, envp), DSC_NOTHROW) \
+  X(custom, int, execl, (const char* path, const char* arg, ...), (path, arg), DSC_NOTHROW) \
+  X(custom, int, execlp, (const char* file, const char* arg, ...), (file, arg), DSC_NOTHROW) \
+  X(custom, int, execle, (const char* path, const char* arg, ...), (path, arg), DSC_NOTHROW) \
   X(custom, int, fexecve, (int fd, char* const argv[], char* const envp[]), (fd, argv, envp), DSC_NOTHROW) \
   X(custom, int, posix_spawn, (pid_t* pid, const char* path, const posix_spawn_file_actions_t* actions, const posix_spawnattr_t* attr, char* const argv[], char* const envp[]), (pid, path, actions, attr, argv, envp), DSC_MAYTHROW) \
   X(custom, int, posix_spawnp, (pid_t* pid, const char* file, const posix_spawn_file_actions_t* actions, const posix_spawnattr_t* attr, char* const argv[], char* const envp[]), (pid, file, actions, attr, argv, envp), DSC_MAYTHROW) \
   /* writes under a mount: EROFS */ \
-  X(mutate1, int, mkdir, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
-  X(mutate_at, int, mkdirat, (int dirfd, const char* path, mode_t mode), (dirfd, path, mode), DSC_NOTHROW) \
+  X(create1, int, mkdir, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
+  X(create_at, int, mkdirat, (int dirfd, const char* path, mode_t mode), (dirfd, path, mode), DSC_NOTHROW) \
   X(mutate1, int, unlink, (const char* path), (path), DSC_NOTHROW) \
   X(mutate_at, int, unlinkat, (int dirfd, const char* path, int flags), (dirfd, path, flags), DSC_NOTHROW) \
   X(mutate1, int, rmdir, (const char* path), (path), DSC_NOTHROW) \
@@ -125,7 +144,8 @@
   X(mutate_at2, int, renameat2, (int fromfd, const char* from, int tofd, const char* to, unsigned int flags), (fromfd, from, tofd, to, flags), DSC_NOTHROW) \
   X(mutate2, int, link, (const char* from, const char* to), (from, to), DSC_NOTHROW) \
   X(mutate_at2, int, linkat, (int fromfd, const char* from, int tofd, const char* to, int flags), (fromfd, from, tofd, to, flags), DSC_NOTHROW) \
-  X(mutate2, int, symlink, (const char* target, const char* path), (target, path), DSC_NOTHROW) \
+  X(create_link, int, symlink, (const char* target, const char* path), (target, path), DSC_NOTHROW) \
+  X(create_linkat, int, symlinkat, (const char* target, int dirfd, const char* path), (target, dirfd, path), DSC_NOTHROW) \
   X(mutate1, int, truncate, (const char* path, off_t length), (path, length), DSC_NOTHROW) \
   X(mutate1, int, truncate64, (const char* path, off64_t length), (path, length), DSC_NOTHROW) \
   X(mutate1, int, chmod, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
@@ -142,8 +162,8 @@
   X(mutate1, int, lsetxattr, (const char* path, const char* name, const void* value, size_t size, int flags), (path, name, value, size, flags), DSC_NOTHROW) \
   X(mutate1, int, removexattr, (const char* path, const char* name), (path, name), DSC_NOTHROW) \
   X(mutate1, int, lremovexattr, (const char* path, const char* name), (path, name), DSC_NOTHROW) \
-  X(mutate1, int, mknod, (const char* path, mode_t mode, dev_t dev), (path, mode, dev), DSC_NOTHROW) \
-  X(mutate_at, int, mknodat, (int dirfd, const char* path, mode_t mode, dev_t dev), (dirfd, path, mode, dev), DSC_NOTHROW) \
-  X(mutate1, int, mkfifo, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
-  X(mutate_at, int, mkfifoat, (int dirfd, const char* path, mode_t mode), (dirfd, path, mode), DSC_NOTHROW)
+  X(create1, int, mknod, (const char* path, mode_t mode, dev_t dev), (path, mode, dev), DSC_NOTHROW) \
+  X(create_at, int, mknodat, (int dirfd, const char* path, mode_t mode, dev_t dev), (dirfd, path, mode, dev), DSC_NOTHROW) \
+  X(create1, int, mkfifo, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
+  X(create_at, int, mkfifoat, (int dirfd, const char* path, mode_t mode), (dirfd, path, mode), DSC_NOTHROW)
 // clang-format on

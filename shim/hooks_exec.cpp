@@ -1,10 +1,30 @@
 // exec and spawn: partial files are completed first (the new program's reads
 // are not checked until it loads the shim itself), and the environment keeps
 // LD_PRELOAD and the DSCACHE_* settings even when the caller passes its own.
+#include <cstdarg>
+
 #include "core.h"
 #include "real.h"
 
 using namespace dscache::shim;
+
+namespace {
+
+// execl's variadic arguments as an argv on the stack (exec replaces the stack
+// anyway). glibc's own execl* call its execve internally, past our hook.
+constexpr int kMaxExeclArgs = 8192;
+
+bool collect_args(const char* first, va_list args, char** argv) {
+  argv[0] = const_cast<char*>(first);
+  for (int i = 1; i < kMaxExeclArgs; ++i) {
+    argv[i] = va_arg(args, char*);
+    if (argv[i] == nullptr) return true;
+  }
+  errno = E2BIG;
+  return false;
+}
+
+}  // namespace
 
 extern "C" {
 
@@ -56,6 +76,32 @@ __attribute__((visibility("default"))) int posix_spawnp(pid_t* pid, const char* 
     envp = exec_environment(envp);
   }
   return real_posix_spawnp(pid, file, actions, attr, argv, envp);
+}
+
+__attribute__((visibility("default"))) int execl(const char* path, const char* arg, ...) noexcept {
+  char* argv[kMaxExeclArgs];
+  va_list args;
+  va_start(args, arg);
+  bool ok = collect_args(arg, args, argv);
+  va_end(args);
+  return ok ? execve(path, argv, environ) : -1;
+}
+__attribute__((visibility("default"))) int execlp(const char* file, const char* arg, ...) noexcept {
+  char* argv[kMaxExeclArgs];
+  va_list args;
+  va_start(args, arg);
+  bool ok = collect_args(arg, args, argv);
+  va_end(args);
+  return ok ? execvp(file, argv) : -1;
+}
+__attribute__((visibility("default"))) int execle(const char* path, const char* arg, ...) noexcept {
+  char* argv[kMaxExeclArgs];
+  va_list args;
+  va_start(args, arg);
+  bool ok = collect_args(arg, args, argv);
+  char* const* envp = ok ? va_arg(args, char* const*) : nullptr;
+  va_end(args);
+  return ok ? execve(path, argv, envp) : -1;
 }
 
 }  // extern "C"

@@ -6,9 +6,6 @@ using namespace dscache::shim;
 
 namespace {
 
-// The real function, or ENOSYS if libc has none.
-#define DSC_REAL(name, fallback, ...) \
-  (real_##name != nullptr ? real_##name(__VA_ARGS__) : (errno = ENOSYS, fallback))
 
 template <class T>
 T erofs() {
@@ -21,10 +18,23 @@ bool mapped(int dirfd, const char* path) {
   return route(dirfd, path, t) == Route::mapped;
 }
 
+// Creating a name under a mount: EEXIST when it exists, as the kernel checks
+// that before the read-only mount (mkdir -p and fio rely on it), else EROFS.
+// Returns 0 when the path is not under a mount.
+int create_error(int dirfd, const char* path) {
+  Target t;
+  if (route(dirfd, path, t) != Route::mapped) return 0;
+  if (int rc = prepare_lookup(t); rc != 0) return -rc;  // no parent directory
+  struct stat st {};
+  Guard guard;
+  return real_lstat(t.mirror, &st) == 0 ? EEXIST : EROFS;
+}
+
 }  // namespace
 
 #define DSC_FIRST_PATH(path, ...) path
 #define DSC_SECOND(a, b, ...) b
+#define DSC_THIRD(a, b, c, ...) c
 #define DSC_FOURTH(a, b, c, d, ...) d
 #define DSC_UNPAREN(...) __VA_ARGS__
 
@@ -75,7 +85,6 @@ bool mapped(int dirfd, const char* path) {
     return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                      \
   }
 
-#define DSC_THIRD(a, b, c, ...) c
 #define DSC_HOOK_mutate_at2(ret, name, params, args, spec)                               \
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
     if (mapped(DSC_FIRST_PATH args, DSC_SECOND args) || mapped(DSC_THIRD args, DSC_FOURTH args)) { \
@@ -83,6 +92,23 @@ bool mapped(int dirfd, const char* path) {
     }                                                                                   \
     return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                      \
   }
+
+#define DSC_CREATE_HOOK(ret, name, params, args, spec, dirfd, path)                    \
+  extern "C" __attribute__((visibility("default"))) ret name params spec {               \
+    if (int e = create_error(dirfd, path); e != 0) {                                    \
+      errno = e;                                                                        \
+      return static_cast<ret>(-1);                                                      \
+    }                                                                                   \
+    return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                      \
+  }
+#define DSC_HOOK_create1(ret, name, params, args, spec) \
+  DSC_CREATE_HOOK(ret, name, params, args, spec, AT_FDCWD, DSC_FIRST_PATH args)
+#define DSC_HOOK_create_at(ret, name, params, args, spec) \
+  DSC_CREATE_HOOK(ret, name, params, args, spec, DSC_FIRST_PATH args, DSC_SECOND args)
+#define DSC_HOOK_create_link(ret, name, params, args, spec) \
+  DSC_CREATE_HOOK(ret, name, params, args, spec, AT_FDCWD, DSC_SECOND args)
+#define DSC_HOOK_create_linkat(ret, name, params, args, spec) \
+  DSC_CREATE_HOOK(ret, name, params, args, spec, DSC_SECOND args, DSC_THIRD args)
 
 #define DSC_HOOK_custom(ret, name, params, args, spec)
 

@@ -199,5 +199,14 @@ __attribute__((visibility("default"))) int close(int fd) {
   if (t_depth == 0 && active()) forget_fd(fd);
   return real_close(fd);
 }
+__attribute__((visibility("default"))) int close_range(unsigned int first, unsigned int last, int flags) noexcept {
+  // (CLOSE_RANGE_CLOEXEC closes nothing now; exec completes partial files anyway.)
+  if (t_depth == 0 && active() && (flags & CLOSE_RANGE_CLOEXEC) == 0) forget_fd_range(first, last);
+  return DSC_REAL(close_range, -1, first, last, flags);
+}
+__attribute__((visibility("default"))) void closefrom(int lowfd) noexcept {
+  if (t_depth == 0 && active() && lowfd >= 0) forget_fd_range(static_cast<unsigned>(lowfd), ~0u);
+  if (real_closefrom != nullptr) real_closefrom(lowfd);
+}
 
 }  // extern "C"

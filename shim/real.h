@@ -17,3 +17,7 @@ DSCACHE_HOOKS(DSC_DECLARE_REAL)
 void resolve_real_functions();
 
 }  // namespace dscache::shim
+
+// The real function, or ENOSYS if libc has none.
+#define DSC_REAL(name, fallback, ...) \
+  (real_##name != nullptr ? real_##name(__VA_ARGS__) : (errno = ENOSYS, fallback))

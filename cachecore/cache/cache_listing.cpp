@@ -46,6 +46,35 @@ void CacheManager::ensure_listed(uint64_t mount_id, const std::string& dir, Prio
       slot.mtime_ns > 0 && (config_.meta_ttl_ns == INT64_MAX || now_ns() - slot.mtime_ns < config_.meta_ttl_ns)) {
     return reply({});
   }
+  if (dir.empty()) return list_once(*mount, dir, key, priority, std::move(reply));
+  // A directory is one its parent's listing showed: the mirror holds it. What
+  // the mirror does not hold, the parent is listed for first, so that
+  // "file/x" is ENOTDIR and a file is never listed (and dropped) as a directory.
+  auto check = [this, mount, dir, key, priority](bool parent_listed, Reply& done) -> bool {
+    struct stat st {};
+    if (::lstat(mirror_path(*mount, dir).c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode)) {
+        done(Status::error(ENOTDIR, mount->config.prefix + std::string("/") + dir + ": not a directory"));
+      } else {
+        list_once(*mount, dir, key, priority, std::move(done));
+      }
+      return true;
+    }
+    if (!parent_listed) return false;
+    done(Status::error(ENOENT, mount->config.prefix + std::string("/") + dir + ": no such directory in " +
+                                    mount->config.url));
+    return true;
+  };
+  if (check(false, reply)) return;
+  ensure_listed(mount_id, std::string(parent_of(dir)), priority,
+                [check, reply = std::move(reply)](Status s) mutable {
+                  if (!s.ok()) return reply(s);
+                  check(true, reply);
+                });
+}
+
+void CacheManager::list_once(Mount& mount, const std::string& dir, const IndexKey& key, Priority priority,
+                             Reply reply) {
   {
     std::lock_guard lock(mutex_);
     auto [it, first] = listing_waiters_.try_emplace(key);
@@ -53,7 +82,7 @@ void CacheManager::ensure_listed(uint64_t mount_id, const std::string& dir, Prio
     if (!first) return;
   }
   pool_->post(
-      [this, mount, dir, key] {
+      [this, mount = &mount, dir, key] {
         Status s = list_directory(*mount, dir);
         if (!s.ok()) mount->stats->errors.fetch_add(1, std::memory_order_relaxed);
         std::vector<Reply> waiters;
@@ -219,6 +248,10 @@ Status CacheManager::list_directory(Mount& mount, const std::string& dir) {
 
   const std::string dir_path = mirror_path(mount, dir);
   if (!dir.empty() && objects.empty() && prefixes.empty() && !marker) {
+    struct stat st {};
+    if (::lstat(dir_path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+      return Status::error(ENOTDIR, mount.config.prefix + std::string("/") + dir + ": not a directory");
+    }
     remove_entry(mount, dir);  // gone from the store, if it was ever there
     return Status::error(ENOENT, mount.config.prefix + std::string("/") + dir + ": no such directory in " +
                                      mount.config.url);

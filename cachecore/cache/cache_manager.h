@@ -115,6 +115,8 @@ class CacheManager {
   int64_t now_ns() const;
 
   // cache_listing.cpp
+  // Lists `dir` now, once for all who ask while it runs.
+  void list_once(Mount& mount, const std::string& dir, const IndexKey& key, Priority priority, Reply reply);
   Status list_directory(Mount& mount, const std::string& dir);
   Status reconcile_file(Mount& mount, int dir_fd, const std::string& dir_path, const std::string& path,
                         const std::string& name, const ObjectInfo& info);

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -84,7 +85,9 @@ void last_log_line(const Config& config, char* out, size_t size) {
 
 // fork, setsid, fork, exec: the daemon belongs to no process group of the
 // caller's and is no child the caller must reap. Only async-signal-safe calls
-// happen between fork and exec; the environment is prepared before.
+// happen between fork and exec; the environment is prepared before. A
+// close-on-exec pipe brings back the daemon's pid and, if exec fails, its
+// errno. Returns the daemon's pid or -errno.
 int spawn_daemon(const Config& config, const char* binary) {
   static char* env_copy[4096];
   size_t n = 0;
@@ -97,11 +100,23 @@ int spawn_daemon(const Config& config, const char* binary) {
   std::snprintf(log_path, sizeof log_path, "%s/daemon.log", config.cache_dir);
   char* const argv[] = {const_cast<char*>(binary), const_cast<char*>("daemon"), const_cast<char*>("--detached"),
                         nullptr};
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) return -errno;
   pid_t pid = ::fork();
-  if (pid < 0) return -errno;
+  if (pid < 0) {
+    int err = errno;
+    ::close(report[0]);
+    ::close(report[1]);
+    return -err;
+  }
   if (pid == 0) {
+    ::close(report[0]);
     ::setsid();
-    if (::fork() != 0) ::_exit(0);
+    pid_t daemon_pid = ::fork();
+    if (daemon_pid != 0) {
+      [[maybe_unused]] ssize_t w = ::write(report[1], &daemon_pid, sizeof daemon_pid);
+      ::_exit(0);
+    }
     int null_fd = ::open("/dev/null", O_RDONLY);
     int log_fd = ::open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
     if (null_fd >= 0) ::dup2(null_fd, 0);
@@ -110,14 +125,42 @@ int spawn_daemon(const Config& config, const char* binary) {
       ::dup2(log_fd, 2);
     }
     ::execve(binary, argv, env_copy);
-    static const char kMessage[] = "dscache: cannot execute the daemon binary\n";
-    [[maybe_unused]] ssize_t w = ::write(2, kMessage, sizeof kMessage - 1);
+    int err = errno;
+    [[maybe_unused]] ssize_t w = ::write(report[1], &err, sizeof err);
     ::_exit(127);
   }
+  ::close(report[1]);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  return 0;
+  // Until EOF: the pid, then an errno only if exec failed.
+  int words[2] = {0, 0};
+  size_t got = 0;
+  while (got < sizeof words) {
+    ssize_t r = ::read(report[0], reinterpret_cast<char*>(words) + got, sizeof words - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  ::close(report[0]);
+  if (got < sizeof(int) || words[0] <= 0) return -ECHILD;
+  if (got >= sizeof words) return -(words[1] != 0 ? words[1] : ENOEXEC);
+  return words[0];
+}
+
+// Whether a process is gone (or a zombie waiting for its reaper).
+bool process_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  char path[64], stat[256];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = ::read(fd, stat, sizeof stat - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  stat[n] = '\0';
+  const char* state = std::strrchr(stat, ')');  // "pid (comm) S ..."
+  return state != nullptr && state[1] == ' ' && state[2] == 'Z';
 }
 
 }  // namespace
@@ -156,23 +199,33 @@ int connect_daemon(Connection& conn, const Config& config, const char* daemon_bi
     *p = '/';
   }
   ::mkdir(dir, 0700);
-  if (int rc = spawn_daemon(config, daemon_binary); rc < 0) {
-    std::snprintf(error, error_size, "cannot start the dscache daemon %s: %s", daemon_binary, std::strerror(-rc));
-    return rc;
+  const int pid = spawn_daemon(config, daemon_binary);
+  if (pid < 0) {
+    std::snprintf(error, error_size, "cannot start the dscache daemon %s (DSCACHE_BIN): %s", daemon_binary,
+                  std::strerror(-pid));
+    return pid;
   }
+  // Wait for its socket. If it exits first (a bad configuration, or another
+  // daemon won the race to start), give the winner a second, not the whole wait.
+  bool exited = false;
   for (int waited = 0; waited < wait_ms; waited += 10) {
     fd = try_connect(path);
     if (fd >= 0) {
       conn.fd = fd;
       return 0;
     }
+    if (!exited && process_gone(pid)) {
+      exited = true;
+      wait_ms = waited + 1000 < wait_ms ? waited + 1000 : wait_ms;
+    }
     timespec ts{0, 10'000'000};
     ::nanosleep(&ts, nullptr);
   }
   char last[512];
   last_log_line(config, last, sizeof last);
-  std::snprintf(error, error_size, "the dscache daemon did not start within %d ms%s%s (log: %s/daemon.log)", wait_ms,
-                last[0] != '\0' ? ": " : "", last, config.cache_dir);
+  std::snprintf(error, error_size, "the dscache daemon %s%s%s (log: %s/daemon.log)",
+                exited ? "exited at start" : "did not start in time", last[0] != '\0' ? ": " : "", last,
+                config.cache_dir);
   return -EHOSTDOWN;
 }
 

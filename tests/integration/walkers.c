@@ -1,0 +1,99 @@
+/* glibc's directory walkers, the ones that reach the file system through
+ * glibc-internal calls: the shim test runs this under a mount and on the local
+ * copy and compares the outputs (root prefix replaced).
+ *   walkers ROOT [PARTIAL_FILE]
+ * Prints, for ROOT: glob of ROOT/images/class[0-9]/img*.png and
+ * ROOT/images/* (GLOB_MARK), scandir of ROOT/names sorted, nftw (physical and
+ * depth-first) and ftw of ROOT/images with type and size. Then it opens
+ * PARTIAL_FILE (a large file not yet cached: its fd is partial), reads one
+ * byte, and execl's a shell that prints the md5 of the names file and of that fd,
+ * inherited: exec must complete the file first, or the shell reads holes. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static size_t root_length;
+
+static int show_nftw(const char* path, const struct stat* st, int type, struct FTW* ftw) {
+  printf("nftw %s type=%d size=%lld level=%d base=%s\n", path + root_length, type,
+         type == FTW_F ? (long long)st->st_size : -1LL, ftw->level, path + ftw->base);
+  return 0;
+}
+
+static int show_ftw(const char* path, const struct stat* st, int type) {
+  printf("ftw %s type=%d size=%lld\n", path + root_length, type, type == FTW_F ? (long long)st->st_size : -1LL);
+  return 0;
+}
+
+static int stop_at_third(const char* path, const struct stat* st, int type, struct FTW* ftw) {
+  static int seen;
+  (void)path, (void)st, (void)type, (void)ftw;
+  return ++seen == 3 ? 42 : 0;
+}
+
+static int not_dot(const struct dirent* e) { return e->d_name[0] != '.'; }
+
+int main(int argc, char** argv) {
+  if (argc != 2 && argc != 3) {
+    fprintf(stderr, "usage: walkers ROOT [PARTIAL_FILE]\n");
+    return 2;
+  }
+  const char* root = argv[1];
+  root_length = strlen(root);
+  char pattern[4096];
+  glob_t g;
+  snprintf(pattern, sizeof pattern, "%s/images/class[0-9]/img*.png", root);
+  int rc = glob(pattern, 0, NULL, &g);
+  printf("glob rc=%d n=%zu\n", rc, rc == 0 ? g.gl_pathc : 0);
+  for (size_t i = 0; rc == 0 && i < g.gl_pathc; ++i) printf("glob %s\n", g.gl_pathv[i] + root_length);
+  if (rc == 0) globfree(&g);
+  snprintf(pattern, sizeof pattern, "%s/images/*", root);
+  rc = glob(pattern, GLOB_MARK, NULL, &g);
+  for (size_t i = 0; rc == 0 && i < g.gl_pathc; ++i) printf("glob-mark %s\n", g.gl_pathv[i] + root_length);
+  if (rc == 0) globfree(&g);
+  snprintf(pattern, sizeof pattern, "%s/nope/*", root);
+  printf("glob-nomatch rc=%d\n", glob(pattern, 0, NULL, &g));
+
+  struct dirent** names;
+  snprintf(pattern, sizeof pattern, "%s/names", root);
+  int n = scandir(pattern, &names, not_dot, alphasort);
+  printf("scandir n=%d\n", n);
+  for (int i = 0; i < n; ++i) {
+    printf("scandir %s type=%d\n", names[i]->d_name, names[i]->d_type);
+    free(names[i]);
+  }
+  if (n >= 0) free(names);
+  snprintf(pattern, sizeof pattern, "%s/nope", root);
+  printf("scandir-missing n=%d\n", scandir(pattern, &names, NULL, alphasort));
+
+  snprintf(pattern, sizeof pattern, "%s/images", root);
+  /* Order within a directory is readdir order on both sides: sort outside. */
+  printf("nftw rc=%d\n", nftw(pattern, show_nftw, 8, FTW_PHYS | FTW_DEPTH));
+  printf("ftw rc=%d\n", ftw(pattern, show_ftw, 8));
+  printf("nftw-stop rc=%d\n", nftw(pattern, stop_at_third, 8, FTW_PHYS));
+  fflush(stdout);
+
+  int partial_fd = -1;
+  if (argc == 3) {
+    int fd = open(argv[2], O_RDONLY);
+    char byte;
+    /* Inherited as it is (dup2 would complete the file itself). */
+    if (fd < 0 || fd > 9 || pread(fd, &byte, 1, 0) != 1) {
+      perror(argv[2]);
+      return 1;
+    }
+    partial_fd = fd;
+  }
+  char inherited[32] = "";
+  if (partial_fd >= 0) snprintf(inherited, sizeof inherited, "md5sum <&%d", partial_fd);
+  snprintf(pattern, sizeof pattern, "cat '%s/names/with space.txt' | md5sum; %s", root, inherited);
+  execl("/bin/sh", "sh", "-c", pattern, (char*)NULL);
+  perror("execl");
+  return 1;
+}

@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <string_view>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -39,14 +41,23 @@ bool g_first_char[256];      // first byte after '/' of any mount prefix
 struct MirrorRoot {
   char path[kMaxPathLength + 64];  // <cache dir>/mirror/<mount id>
   size_t length;
+  std::atomic<int> fd{-1};         // O_PATH on it, opened on first use; -1: not yet
 };
+// Own fds are placed at or above this (below it, the program's own numbers
+// are handed out first and never collide), and never below g_lowest_own_fd.
+constexpr int kOwnFdFloor = 900;
+std::atomic<int> g_lowest_own_fd{INT32_MAX};
 MirrorRoot g_roots[kMaxMounts];
 char g_daemon_binary[kMaxPathLength + 64];
 
 // ---- the index and the daemon ---------------------------------------------
 
-alignas(IndexReader) unsigned char g_index_storage[sizeof(IndexReader)];
-IndexReader* g_index = nullptr;
+// The index, mapped lazily; a new one if a daemon replaces it (a few times at
+// most: the old mappings stay for threads that may still be reading them).
+constexpr int kIndexGenerations = 4;
+alignas(IndexReader) unsigned char g_index_storage[kIndexGenerations][sizeof(IndexReader)];
+std::atomic<IndexReader*> g_index{nullptr};
+int g_index_generations = 0;  // storages used; changed only by the thread holding state 1
 std::atomic<int> g_index_state{0};  // 0: not tried, 1: opening, 2: open
 std::atomic<uint32_t> g_fork_generation{0};
 
@@ -70,6 +81,7 @@ std::atomic<bool> g_cwd_relevant{false};  // under a mount, or an ancestor of on
 
 std::atomic<uint64_t> g_partial_bits[kBitmapFds / 64];
 std::atomic<uint64_t> g_dir_bits[kBitmapFds / 64];
+std::atomic<uint64_t> g_own_bits[kBitmapFds / 64];  // the shim's own fds (roots, daemon sockets)
 
 struct PartialFile {
   std::atomic<int> fd{-1};
@@ -144,6 +156,17 @@ bool normalize(const char* in, char* out, size_t size) {
   return true;
 }
 
+// out = a + b + c (snprintf's "%s%s%s" without its cost, which a stat
+// through the shim used to spend a tenth of its time in). false if too long.
+bool concat(char* out, size_t size, std::string_view a, std::string_view b, std::string_view c = {}) {
+  if (a.size() + b.size() + c.size() + 1 > size) return false;
+  std::memcpy(out, a.data(), a.size());
+  std::memcpy(out + a.size(), b.data(), b.size());
+  std::memcpy(out + a.size() + b.size(), c.data(), c.size());
+  out[a.size() + b.size() + c.size()] = '\0';
+  return true;
+}
+
 const char* parent_end(const char* rel) {
   const char* slash = std::strrchr(rel, '/');
   return slash != nullptr ? slash : rel;
@@ -157,7 +180,10 @@ void child_after_fork() {
 
 void close_thread_connection(void* conn) {
   auto* c = static_cast<ipc::Connection*>(conn);
-  if (c->fd >= 0) real_close(c->fd);
+  if (c->fd >= 0) {
+    set_bit(g_own_bits, c->fd, false);
+    real_close(c->fd);
+  }
   c->fd = -1;
 }
 
@@ -225,14 +251,59 @@ __attribute__((constructor(101))) void on_load() { initialize(); }
 
 // ---- the daemon --------------------------------------------------------------
 
+void mark_own(int fd) {
+  set_bit(g_own_bits, fd, true);
+  int lowest = g_lowest_own_fd.load();
+  while (fd < lowest && !g_lowest_own_fd.compare_exchange_weak(lowest, fd)) {
+  }
+}
+
+// Moves an fd the shim opened above the program's usual numbers and marks it
+// the shim's: the program cannot close or replace it by accident (a loop that
+// closes every fd, dup2 onto it), and its own fds never collide with it.
+int to_own_fd(int fd) {
+  if (fd < 0) return fd;
+  struct rlimit limit {};
+  int floor = kOwnFdFloor;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+      limit.rlim_cur < static_cast<rlim_t>(2 * kOwnFdFloor)) {
+    floor = static_cast<int>(limit.rlim_cur / 2);
+  }
+  int high = real_fcntl(fd, F_DUPFD_CLOEXEC, floor);
+  if (high >= 0) {
+    real_close(fd);
+    fd = high;
+  }
+  mark_own(fd);
+  return fd;
+}
+
+void close_own_fd(int fd) {
+  if (fd < 0) return;
+  set_bit(g_own_bits, fd, false);
+  real_close(fd);
+}
+
+// A daemon connection, made the shim's own fd. 0 or -errno.
+int connect_own(ipc::Connection& conn, char* error, size_t error_size) {
+  int rc = ipc::connect_daemon(conn, g_config, g_daemon_binary, 30000, error, error_size);
+  if (rc == 0) conn.fd = to_own_fd(conn.fd);
+  return rc;
+}
+
+// After a call: if the client closed a broken connection, the fd is not ours.
+void after_call(ipc::Connection& conn, int fd_before) {
+  if (conn.fd != fd_before && fd_before >= 0) set_bit(g_own_bits, fd_before, false);
+}
+
 ipc::Connection* thread_connection(char* error, size_t error_size) {
   if (t_conn.fd >= 0 && t_conn_generation == g_fork_generation.load()) return &t_conn;
+  Guard guard;
   if (t_conn.fd >= 0) {
-    real_close(t_conn.fd);  // inherited from the parent across fork
+    close_own_fd(t_conn.fd);  // inherited from the parent across fork
     t_conn.fd = -1;
   }
-  Guard guard;
-  if (ipc::connect_daemon(t_conn, g_config, g_daemon_binary, 30000, error, error_size) != 0) return nullptr;
+  if (connect_own(t_conn, error, error_size) != 0) return nullptr;
   t_conn_generation = g_fork_generation.load();
   pthread_setspecific(g_conn_key, &t_conn);
   return &t_conn;
@@ -251,8 +322,10 @@ int ask_daemon(ipc::MessageType type, int mount, const char* path, uint64_t offs
       return EIO;
     }
     Guard guard;
+    const int fd_before = conn->fd;
     int rc = ipc::call_daemon(*conn, type, g_config.mounts[mount].id, path, offset, length, flags, nullptr, text,
                               sizeof text);
+    after_call(*conn, fd_before);
     if (rc >= 0) {
       if (rc != 0 && rc != ENOENT && rc != EISDIR && rc != ENOTDIR) {
         log_line("dscache: %s%s%s: %s", g_config.mounts[mount].prefix, path[0] != '\0' ? "/" : "", path, text);
@@ -271,38 +344,82 @@ int pin(int mount, const char* rel, bool on) {
   {
     Guard guard;
     if (g_pin_conn.fd >= 0 && g_pin_generation != g_fork_generation.load()) {
-      real_close(g_pin_conn.fd);
+      close_own_fd(g_pin_conn.fd);
       g_pin_conn.fd = -1;
     }
-    if (g_pin_conn.fd < 0 &&
-        ipc::connect_daemon(g_pin_conn, g_config, g_daemon_binary, 30000, error, sizeof error) != 0) {
+    if (g_pin_conn.fd < 0 && connect_own(g_pin_conn, error, sizeof error) != 0) {
       rc = EIO;
     } else {
       g_pin_generation = g_fork_generation.load();
+      const int fd_before = g_pin_conn.fd;
       rc = ipc::call_daemon(g_pin_conn, on ? ipc::MessageType::pin : ipc::MessageType::unpin,
                             g_config.mounts[mount].id, rel, 0, 0, 0, nullptr, text, sizeof text);
+      after_call(g_pin_conn, fd_before);
     }
   }
   g_pin_lock.clear(std::memory_order_release);
   return rc < 0 ? EIO : rc;
 }
 
+// An fd for a mount's mirror root, moved out of the program's low numbers;
+// -1 while the root does not exist (no daemon has made it yet).
+int root_fd(int mount) {
+  MirrorRoot& root = g_roots[mount];
+  int fd = root.fd.load(std::memory_order_acquire);
+  if (fd >= 0) return fd;
+  Guard guard;
+  int opened = real_open(root.path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  if (opened < 0) return -1;
+  opened = to_own_fd(opened);
+  int expected = -1;
+  if (!root.fd.compare_exchange_strong(expected, opened)) {
+    close_own_fd(opened);  // another thread was first
+    return expected;
+  }
+  return opened;
+}
+
+// After a daemon replaced the cache (a new index, a new mirror): the roots
+// are opened again. The old fds stay open (and the shim's), as other threads
+// may be using them.
+void reset_root_fds() {
+  for (int i = 0; i < g_config.mount_count; ++i) g_roots[i].fd.store(-1);
+}
+
 IndexReader* index() {
   int state = g_index_state.load(std::memory_order_acquire);
-  if (state == 2) return g_index;
+  if (state == 2) {
+    IndexReader* current = g_index.load(std::memory_order_acquire);
+    if (!current->retired()) return current;
+    // A daemon replaced the index (another version or block size): open the
+    // new one. The old mapping stays, as other threads may be reading it; its
+    // lookups all come back busy now.
+    int expected = 2;
+    if (!g_index_state.compare_exchange_strong(expected, 0)) return nullptr;
+    log_line("dscache: the cache index %s/index was replaced by a new daemon: opening the new one", g_config.cache_dir);
+    reset_root_fds();
+  }
   int expected = 0;
-  if (state != 0 || !g_index_state.compare_exchange_strong(expected, 1)) return nullptr;
+  if (g_index_state.load(std::memory_order_acquire) != 0 || !g_index_state.compare_exchange_strong(expected, 1)) {
+    return nullptr;
+  }
+  const int used = g_index_generations;
+  if (used == kIndexGenerations) {
+    g_index_state.store(0, std::memory_order_release);
+    return nullptr;  // replaced again and again: lookups go to the daemon
+  }
   Guard guard;
   char path[kMaxPathLength + 16];
   std::snprintf(path, sizeof path, "%s/index", g_config.cache_dir);
-  auto* reader = new (g_index_storage) IndexReader();
-  if (reader->open(path) != 0) {
+  auto* reader = new (g_index_storage[used]) IndexReader();
+  if (reader->open(path) != 0 || reader->retired()) {
     g_index_state.store(0, std::memory_order_release);  // the daemon creates it: try again later
     return nullptr;
   }
-  g_index = reader;
+  g_index_generations = used + 1;
+  g_index.store(reader, std::memory_order_release);
   g_index_state.store(2, std::memory_order_release);
-  return g_index;
+  return reader;
 }
 
 IndexKey key_of(int mount, const char* rel) { return index_key(g_config.mounts[mount].id, rel, std::strlen(rel)); }
@@ -434,7 +551,7 @@ Route route(int dirfd, const char* path, Target& target) {
     uint64_t seq;
     do {
       seq = g_cwd_seq.load(std::memory_order_acquire);
-      std::snprintf(joined, sizeof joined, "%s/%s", g_cwd, path);
+      if (!concat(joined, sizeof joined, g_cwd, "/", path)) return Route::pass;
     } while ((seq & 1) != 0 || g_cwd_seq.load(std::memory_order_acquire) != seq);
     absolute = joined;
   } else {
@@ -455,9 +572,14 @@ Route route(int dirfd, const char* path, Target& target) {
   if (m == nullptr) return Route::pass;
   target.mount = static_cast<int>(m - g_config.mounts);
   target.rel = rel;
-  int n = std::snprintf(target.mirror, sizeof target.mirror, "%s%s%s", g_roots[target.mount].path,
-                        rel[0] != '\0' ? "/" : "", rel);
-  if (n < 0 || static_cast<size_t>(n) >= sizeof target.mirror) return Route::pass;
+  const MirrorRoot& root = g_roots[target.mount];
+  if (!concat(target.mirror, sizeof target.mirror, std::string_view(root.path, root.length),
+              rel[0] != '\0' ? "/" : "", rel)) {
+    return Route::pass;
+  }
+  const int fd = root_fd(target.mount);
+  target.at_fd = fd >= 0 ? fd : AT_FDCWD;
+  target.at_path = fd >= 0 ? (rel[0] != '\0' ? rel : ".") : target.mirror;
   return Route::mapped;
 }
 
@@ -471,10 +593,23 @@ int prepare_directory(const Target& t) {
   struct stat st {};
   {
     Guard guard;
-    if (real_stat(t.mirror, &st) != 0) return -errno;
+    if (real_fstatat(t.at_fd, t.at_path, &st, 0) != 0) return -errno;
   }
   if (!S_ISDIR(st.st_mode)) return 0;
   return ensure_listed(t.mount, t.rel, std::strlen(t.rel));
+}
+
+DIR* open_mirror_dir(const Target& t) {
+  Guard guard;
+  int fd = real_openat(t.at_fd, t.at_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+  if (fd < 0) return nullptr;
+  DIR* dir = fdopendir(fd);
+  if (dir == nullptr) {
+    int err = errno;
+    real_close(fd);
+    errno = err;
+  }
+  return dir;
 }
 
 int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
@@ -489,7 +624,7 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
     int found;
     {
       Guard guard;
-      found = real_lstat(t.mirror, &st) == 0 ? 0 : -errno;
+      found = real_fstatat(t.at_fd, t.at_path, &st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
     }
     if (found != 0) return found == -ENOENT ? -EROFS : found;
     if ((flags & O_EXCL) != 0) return -EEXIST;
@@ -499,7 +634,7 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
   if (int rc = prepare_lookup(t); rc != 0) return rc;
   if ((flags & O_PATH) != 0) {
     Guard guard;
-    int fd = real_open(t.mirror, flags, mode);
+    int fd = real_openat(t.at_fd, t.at_path, flags, mode);
     return fd >= 0 ? fd : -errno;
   }
   const IndexKey key = key_of(t.mount, t.rel);
@@ -519,7 +654,7 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
       int fd;
       {
         Guard guard;
-        fd = real_open(t.mirror, flags, mode);
+        fd = real_openat(t.at_fd, t.at_path, flags, mode);
       }
       if (fd < 0) return -errno;
       struct stat st {};
@@ -549,7 +684,7 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
       int fd;
       {
         Guard guard;
-        fd = real_open(t.mirror, flags, mode);
+        fd = real_openat(t.at_fd, t.at_path, flags, mode);
       }
       if (fd < 0) return -errno;
       // The file may have been replaced between the check and the open: the
@@ -575,7 +710,7 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
     int fd;
     {
       Guard guard;
-      fd = real_open(t.mirror, flags, mode);
+      fd = real_openat(t.at_fd, t.at_path, flags, mode);
     }
     if (fd < 0) return -errno;
     if (int rc = register_partial(fd, t.mount, t.rel, slot, s); rc != 0) {
@@ -670,6 +805,37 @@ void forget_fd_range(unsigned first, unsigned last) {
     }
     set_bit(g_dir_bits, static_cast<int>(fd), false);
   }
+}
+
+bool is_own_fd(int fd) { return fd >= g_lowest_own_fd.load(std::memory_order_relaxed) && test_bit(g_own_bits, fd); }
+
+int own_fds(int* out, int max) {
+  int n = 0;
+  const int lowest = g_lowest_own_fd.load(std::memory_order_relaxed);
+  if (lowest >= kBitmapFds) return 0;
+  for (int word = lowest / 64; word < kBitmapFds / 64 && n < max; ++word) {
+    uint64_t bits = g_own_bits[word].load(std::memory_order_relaxed);
+    while (bits != 0 && n < max) {
+      out[n++] = word * 64 + __builtin_ctzll(bits);
+      bits &= bits - 1;
+    }
+  }
+  return n;
+}
+
+void move_own_fd(int fd) {
+  Guard guard;
+  int moved = real_fcntl(fd, F_DUPFD_CLOEXEC, fd + 1);
+  if (moved >= 0) mark_own(moved);
+  // Whoever holds the number gets the new one; the old number is the
+  // program's to replace (dup2 does so next).
+  for (int i = 0; i < g_config.mount_count; ++i) {
+    int expected = fd;
+    g_roots[i].fd.compare_exchange_strong(expected, moved);
+  }
+  if (t_conn.fd == fd) t_conn.fd = moved;
+  if (g_pin_conn.fd == fd) g_pin_conn.fd = moved;
+  set_bit(g_own_bits, fd, false);
 }
 
 bool is_mapped_dirfd(int fd) { return test_bit(g_dir_bits, fd); }

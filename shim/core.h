@@ -37,6 +37,11 @@ struct Target {
   char user[kMaxPathLength];               // normalised absolute path as the program sees it
   const char* rel = nullptr;               // into `user`: the path below the mount ("" for its root)
   char mirror[kMaxPathLength + 64];        // the same place in the cache's mirror
+  // The same place for *at() calls: (the mirror root's fd, the path below it),
+  // a shorter walk for the kernel than `mirror`; (AT_FDCWD, mirror) until the
+  // root can be opened.
+  int at_fd = AT_FDCWD;
+  const char* at_path = nullptr;
 };
 
 enum class Route : uint8_t { pass, mapped };
@@ -52,6 +57,9 @@ int prepare_directory(const Target& target);  // and, if it is a directory, its 
 // large files not yet complete are registered as partial (unless
 // need_complete, which makes them complete first). fd, or -errno.
 int open_mapped(const Target& target, int flags, mode_t mode, bool need_complete);
+// The mirror directory of a mapped path as a DIR stream (listed or not: the
+// caller prepares it). null with errno set.
+DIR* open_mirror_dir(const Target& target);
 
 // Partial files (large objects filled by block).
 bool is_partial(int fd);
@@ -63,6 +71,12 @@ int complete_fd(int fd);
 void complete_all();
 // The fd is closing: forget what we knew about it.
 void forget_fd(int fd);
+// The shim's own fds (mirror roots), which the program must not close or
+// replace: is_own_fd says which; move_own_fd moves one out of the way.
+bool is_own_fd(int fd);
+void move_own_fd(int fd);
+constexpr int kMaxOwnFds = 80;
+int own_fds(int* out, int max);  // in increasing order; how many
 void forget_fd_range(unsigned first, unsigned last);  // close_range, closefrom
 
 // Directory fds under a mount (or above one), for *at() calls relative to them.

@@ -53,7 +53,7 @@ __attribute__((visibility("default"))) DIR* opendir(const char* path) {
   Target t;
   if (route(AT_FDCWD, path, t) != Route::mapped) return real_opendir(path);
   if (int rc = prepare_directory(t); rc != 0) return errno = -rc, nullptr;
-  DIR* dir = real_opendir(t.mirror);
+  DIR* dir = open_mirror_dir(t);
   if (dir != nullptr) mark_mapped_dirfd(dirfd(dir));  // it may anchor *at() calls (fts, dir_fd=)
   return dir;
 }

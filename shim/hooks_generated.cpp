@@ -27,7 +27,7 @@ int create_error(int dirfd, const char* path) {
   if (int rc = prepare_lookup(t); rc != 0) return -rc;  // no parent directory
   struct stat st {};
   Guard guard;
-  return real_lstat(t.mirror, &st) == 0 ? EEXIST : EROFS;
+  return real_fstatat(t.at_fd, t.at_path, &st, AT_SYMLINK_NOFOLLOW) == 0 ? EEXIST : EROFS;
 }
 
 }  // namespace

@@ -142,14 +142,20 @@ __attribute__((visibility("default"))) int dup(int fd) noexcept {
 }
 __attribute__((visibility("default"))) int dup2(int fd, int fd2) noexcept {
   if (complete_first(fd) != 0) return -1;
-  if (fd != fd2 && active()) forget_fd(fd2);  // dup2 closes fd2
+  if (fd != fd2 && active()) {
+    forget_fd(fd2);  // dup2 closes fd2
+    if (is_own_fd(fd2)) move_own_fd(fd2);
+  }
   int r = real_dup2(fd, fd2);
   if (r >= 0 && active()) note_dup(fd, r);
   return r;
 }
 __attribute__((visibility("default"))) int dup3(int fd, int fd2, int flags) noexcept {
   if (complete_first(fd) != 0) return -1;
-  if (fd != fd2 && active()) forget_fd(fd2);
+  if (fd != fd2 && active()) {
+    forget_fd(fd2);
+    if (is_own_fd(fd2)) move_own_fd(fd2);
+  }
   int r = real_dup3(fd, fd2, flags);
   if (r >= 0 && active()) note_dup(fd, r);
   return r;
@@ -196,17 +202,35 @@ __attribute__((visibility("default"))) int posix_fadvise64(int fd, off64_t offse
   return posix_fadvise(fd, offset, len, advice);
 }
 __attribute__((visibility("default"))) int close(int fd) {
-  if (t_depth == 0 && active()) forget_fd(fd);
+  if (t_depth == 0 && active()) {
+    // The shim's own fds are not the program's to close (a loop closing
+    // every fd, say): to the program they are not open.
+    if (is_own_fd(fd)) return errno = EBADF, -1;
+    forget_fd(fd);
+  }
   return real_close(fd);
 }
 __attribute__((visibility("default"))) int close_range(unsigned int first, unsigned int last, int flags) noexcept {
+  if (t_depth != 0 || !active()) return DSC_REAL(close_range, -1, first, last, flags);
   // (CLOSE_RANGE_CLOEXEC closes nothing now; exec completes partial files anyway.)
-  if (t_depth == 0 && active() && (flags & CLOSE_RANGE_CLOEXEC) == 0) forget_fd_range(first, last);
-  return DSC_REAL(close_range, -1, first, last, flags);
+  if ((flags & CLOSE_RANGE_CLOEXEC) == 0) forget_fd_range(first, last);
+  // The range in pieces around the shim's own fds.
+  int own[kMaxOwnFds];
+  const int count = own_fds(own, kMaxOwnFds);
+  unsigned int from = first;
+  for (int i = 0; i < count; ++i) {
+    const auto fd = static_cast<unsigned int>(own[i]);
+    if (fd < from || fd > last) continue;
+    if (fd > from && DSC_REAL(close_range, -1, from, fd - 1, flags) != 0) return -1;
+    from = fd + 1;
+    if (from == 0) return 0;  // (wrapped: the fd was ~0u)
+  }
+  if (from > last) return 0;
+  return DSC_REAL(close_range, -1, from, last, flags);
 }
 __attribute__((visibility("default"))) void closefrom(int lowfd) noexcept {
-  if (t_depth == 0 && active() && lowfd >= 0) forget_fd_range(static_cast<unsigned>(lowfd), ~0u);
-  if (real_closefrom != nullptr) real_closefrom(lowfd);
+  if (lowfd < 0) lowfd = 0;
+  close_range(static_cast<unsigned int>(lowfd), ~0u, 0);
 }
 
 }  // extern "C"

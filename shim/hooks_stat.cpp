@@ -22,7 +22,7 @@ int stat_path(int dirfd, const char* path, Stat* st, Call call) {
   Target t;
   if (route(dirfd, path, t) != Route::mapped) return call(dirfd, path);
   if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
-  int r = call(AT_FDCWD, t.mirror);
+  int r = call(t.at_fd, t.at_path);
   if (r == 0) fix(st);
   return r;
 }
@@ -40,7 +40,7 @@ int access_path(int dirfd, const char* path, int mode, int flags, bool effective
   }
   if ((mode & W_OK) != 0) return fail(-EROFS);
   if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
-  return real_faccessat(AT_FDCWD, t.mirror, mode, flags | (effective ? AT_EACCESS : 0));
+  return real_faccessat(t.at_fd, t.at_path, mode, flags | (effective ? AT_EACCESS : 0));
 }
 
 bool empty_path(const char* path, int flags) { return (flags & AT_EMPTY_PATH) != 0 && path != nullptr && path[0] == '\0'; }
@@ -50,16 +50,18 @@ bool empty_path(const char* path, int flags) { return (flags & AT_EMPTY_PATH) !=
 extern "C" {
 
 __attribute__((visibility("default"))) int stat(const char* path, struct stat* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real_stat(p, st); });
+  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return real_fstatat(d, p, st, 0); });
 }
 __attribute__((visibility("default"))) int stat64(const char* path, struct stat64* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real_stat64(p, st); });
+  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return real_fstatat64(d, p, st, 0); });
 }
 __attribute__((visibility("default"))) int lstat(const char* path, struct stat* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real_lstat(p, st); });
+  return stat_path(AT_FDCWD, path, st,
+                   [&](int d, const char* p) { return real_fstatat(d, p, st, AT_SYMLINK_NOFOLLOW); });
 }
 __attribute__((visibility("default"))) int lstat64(const char* path, struct stat64* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real_lstat64(p, st); });
+  return stat_path(AT_FDCWD, path, st,
+                   [&](int d, const char* p) { return real_fstatat64(d, p, st, AT_SYMLINK_NOFOLLOW); });
 }
 __attribute__((visibility("default"))) int fstatat(int dirfd, const char* path, struct stat* st, int flags) noexcept {
   if (empty_path(path, flags)) {
@@ -88,16 +90,16 @@ __attribute__((visibility("default"))) int fstat64(int fd, struct stat64* st) no
   return rc;
 }
 __attribute__((visibility("default"))) int __xstat(int ver, const char* path, struct stat* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real___xstat(ver, p, st); });
+  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return real___fxstatat(ver, d, p, st, 0); });
 }
 __attribute__((visibility("default"))) int __xstat64(int ver, const char* path, struct stat64* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real___xstat64(ver, p, st); });
+  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return real___fxstatat64(ver, d, p, st, 0); });
 }
 __attribute__((visibility("default"))) int __lxstat(int ver, const char* path, struct stat* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real___lxstat(ver, p, st); });
+  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return real___fxstatat(ver, d, p, st, AT_SYMLINK_NOFOLLOW); });
 }
 __attribute__((visibility("default"))) int __lxstat64(int ver, const char* path, struct stat64* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int, const char* p) { return real___lxstat64(ver, p, st); });
+  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return real___fxstatat64(ver, d, p, st, AT_SYMLINK_NOFOLLOW); });
 }
 __attribute__((visibility("default"))) int __fxstat(int ver, int fd, struct stat* st) noexcept {
   int rc = real___fxstat(ver, fd, st);
@@ -134,7 +136,7 @@ __attribute__((visibility("default"))) int statx(int dirfd, const char* path, in
   Target t;
   if (route(dirfd, path, t) != Route::mapped) return real_statx(dirfd, path, flags, mask, stx);
   if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
-  return fix_statx(real_statx(AT_FDCWD, t.mirror, flags, mask, stx));
+  return fix_statx(real_statx(t.at_fd, t.at_path, flags, mask, stx));
 }
 __attribute__((visibility("default"))) int access(const char* path, int mode) noexcept {
   return access_path(AT_FDCWD, path, mode, 0, false);

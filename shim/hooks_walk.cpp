@@ -67,7 +67,7 @@ DIR* open_mapped_dir(int dirfd, const char* path) {
   Target t;
   if (route(dirfd, path, t) != Route::mapped) return errno = ENOENT, nullptr;
   if (int rc = prepare_directory(t); rc != 0) return errno = -rc, nullptr;
-  return real_opendir(t.mirror);
+  return open_mirror_dir(t);
 }
 
 // ---- nftw / ftw ------------------------------------------------------------

@@ -1,5 +1,6 @@
-// Whole-object fills: fetch into a temporary file, checksum, rename over the
-// placeholder, then publish "complete". Readers never see a half file.
+// Whole-object fills: fetch into the placeholder itself (it keeps its inode),
+// checksum, then publish "complete". Readers open only files published
+// complete, so none sees a half file.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>

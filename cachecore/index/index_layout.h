@@ -34,6 +34,10 @@
 namespace dscache {
 
 inline constexpr uint64_t kIndexMagic = 0x3130584449435344ull;  // "DSCIDX01"
+// Written over the magic of an index a daemon replaces (another version or
+// block size): processes that still map it stop trusting it, whatever their
+// version, and open the new one.
+inline constexpr uint64_t kIndexRetiredMagic = 0x4452524944435344ull;  // "DSCIDRRD"
 inline constexpr uint32_t kIndexVersion = 2;
 inline constexpr size_t kIndexHeaderSize = 4096;
 

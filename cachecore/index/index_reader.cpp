@@ -93,7 +93,7 @@ bool IndexReader::read_slot(const IndexSlot& slot, SlotSnapshot& out) {
 }
 
 LookupResult IndexReader::find(const IndexKey& key, SlotSnapshot& out, uint64_t* slot_index) const {
-  if (base_ == nullptr) return LookupResult::busy;
+  if (base_ == nullptr || retired()) return LookupResult::busy;
   const IndexHeader& h = header();
   const uint64_t want = IndexReader::fingerprint(key);
   for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
@@ -129,7 +129,7 @@ LookupResult IndexReader::find(const IndexKey& key, SlotSnapshot& out, uint64_t*
 }
 
 LookupResult IndexReader::read(uint64_t slot_index, SlotSnapshot& out) const {
-  if (base_ == nullptr || slot_index >= slot_capacity_) return LookupResult::busy;
+  if (base_ == nullptr || slot_index >= slot_capacity_ || retired()) return LookupResult::busy;
   return read_slot(slots()[slot_index], out) ? LookupResult::found : LookupResult::busy;
 }
 

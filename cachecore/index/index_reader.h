@@ -41,6 +41,10 @@ class IndexReader {
   int open(const char* path);
   void close();
   bool is_open() const { return base_ != nullptr; }
+  // A daemon replaced this index: nothing in it may be trusted any more.
+  bool retired() const {
+    return base_ != nullptr && __atomic_load_n(&header().magic, __ATOMIC_ACQUIRE) != kIndexMagic;
+  }
 
   LookupResult find(const IndexKey& key, SlotSnapshot& out, uint64_t* slot_index) const;
   LookupResult read(uint64_t slot_index, SlotSnapshot& out) const;

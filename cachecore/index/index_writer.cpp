@@ -111,6 +111,15 @@ Result<std::unique_ptr<IndexWriter>> IndexWriter::open(const std::string& path, 
   } else if (rc != 0 && rc != -ENOENT) {
     return Status::error(-rc, path + ": cannot open the index: " + errno_name(-rc));
   }
+  if (rc == -EPROTO) {
+    // Readers that still map the old file must stop trusting it before the
+    // mirror it describes goes away (the magic is at offset 0 in every version).
+    int old_fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (old_fd >= 0) {
+      [[maybe_unused]] ssize_t w = ::pwrite(old_fd, &kIndexRetiredMagic, sizeof kIndexRetiredMagic, 0);
+      ::close(old_fd);
+    }
+  }
   if (rc != 0) {
     if (Status s = create_index(path, entries, block_size); !s.ok()) return s;
     r.created = true;

@@ -406,6 +406,38 @@ def test_glibc_walkers_and_execl():
     assert "scandir-missing n=-1" in got
 
 
+def test_program_closing_every_fd():
+    # A program that closes every fd it did not open (daemons, sandboxes) or
+    # dup2()s onto high numbers must not take the shim's own fds (mirror
+    # roots, daemon sockets) with them, nor have the shim write to its files.
+    py("""
+        import os
+        want = open(LOCAL + '/names/with space.txt', 'rb').read()
+        assert open(MOUNT + '/names/with space.txt', 'rb').read() == want  # the shim's fds are open now
+        closed = 0
+        for fd in range(3, 4096):
+            try:
+                os.close(fd)
+                closed += 1
+            except OSError:
+                pass
+        os.closerange(3, 1 << 20)
+        # The program's own fds reuse the low numbers; the shim carries on.
+        log = open(os.path.join(%r, 'own.log'), 'wb')
+        for name in ('with space.txt', 'empty.txt'):
+            assert open(MOUNT + '/names/' + name, 'rb').read() == open(LOCAL + '/names/' + name, 'rb').read()
+        assert len(os.listdir(MOUNT + '/many')) == 3000
+        # dup2 onto every high number a shim might use.
+        null = os.open('/dev/null', os.O_RDONLY)
+        for fd in range(800, 1100):
+            os.dup2(null, fd)
+        assert open(MOUNT + '/text/lines.txt', 'rb').read() == open(LOCAL + '/text/lines.txt', 'rb').read()
+        log.write(b'ok')
+        log.close()
+        assert open(os.path.join(%r, 'own.log'), 'rb').read() == b'ok'
+    """ % (WORK, WORK))
+
+
 def test_fio_psync_and_mmap():
     for engine in ("psync", "mmap"):
         r = run(["fio", "--name=t", "--filename=%s/large/big.bin" % MOUNT, "--readonly", "--rw=randread",
@@ -463,6 +495,7 @@ def test_malformed_mounts_serve_nothing():
 
 TESTS = [test_coreutils_byte_for_byte, test_coreutils_tools, test_negative_cases, test_python_stdlib,
          test_numpy_pil_tar_lmdb_h5py_torch, test_dataloader_fork_and_spawn, test_glibc_walkers_and_execl,
+         test_program_closing_every_fd,
          test_fio_psync_and_mmap,
          test_1gib_random_reads_by_4_processes_while_filling, test_no_daemon_warm_hits_still_served,
          test_malformed_mounts_serve_nothing]

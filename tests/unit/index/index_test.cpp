@@ -182,6 +182,35 @@ TEST_CASE("an index of another version or block size is rebuilt, never misread")
   CHECK(reader.open(path.c_str()) == 0);
 }
 
+TEST_CASE("a replaced index is retired: readers still mapping it stop trusting it") {
+  TempDir dir;
+  const std::string path = dir.path + "/index";
+  auto first = open_index(path);
+  SlotSnapshot file;
+  file.key = index_key(1, "a.bin", 5);
+  file.size = 10;
+  file.meta = SlotMeta::make(SlotKind::file, FileState::complete, false, 0);
+  REQUIRE(first->upsert(file).ok());
+  IndexReader old_reader;
+  REQUIRE(old_reader.open(path.c_str()) == 0);
+  SlotSnapshot out;
+  uint64_t slot = 0;
+  REQUIRE(old_reader.find(file.key, out, &slot) == LookupResult::found);
+  CHECK_FALSE(old_reader.retired());
+  // Another daemon, another block size: a new index replaces the file.
+  IndexOpenResult r;
+  auto second = IndexWriter::open(path, 1024, 8 << 20, &r);
+  REQUIRE(second.ok());
+  REQUIRE(r.created);
+  CHECK(old_reader.retired());
+  CHECK(old_reader.find(file.key, out, nullptr) == LookupResult::busy);
+  CHECK(old_reader.read(slot, out) == LookupResult::busy);
+  IndexReader new_reader;
+  REQUIRE(new_reader.open(path.c_str()) == 0);
+  CHECK_FALSE(new_reader.retired());
+  CHECK(new_reader.find(file.key, out, nullptr) == LookupResult::not_found);
+}
+
 TEST_CASE("recovery: fills cut short become absent; after a reboot without a clean shutdown, bytes are distrusted") {
   TempDir dir;
   const std::string path = dir.path + "/index";

@@ -24,20 +24,23 @@
 
 namespace dscache::shim {
 
+// Read by the inline fast path of route() (core.h).
+bool g_active = false;
+std::atomic<int> g_init{0};  // 0: not yet, 1: in progress, 2: done
+bool g_first_char[256];      // first byte after '/' of any mount prefix
+std::atomic<bool> g_cwd_relevant{false};  // under a mount, or an ancestor of one
+std::atomic<uint64_t> g_dir_bits[kBitmapFds / 64];
+
 thread_local int t_depth __attribute__((tls_model("initial-exec"))) = 0;
 
 namespace {
 
 constexpr int kMaxPartials = 256;
-constexpr int kBitmapFds = 65536;
 constexpr int kOpenAttempts = 8;
 
 // ---- configuration and layout (written once, by init) ---------------------
 
 Config g_config;
-bool g_active = false;
-std::atomic<int> g_init{0};  // 0: not yet, 1: in progress, 2: done
-bool g_first_char[256];      // first byte after '/' of any mount prefix
 struct MirrorRoot {
   char path[kMaxPathLength + 64];  // <cache dir>/mirror/<mount id>
   size_t length;
@@ -75,12 +78,10 @@ std::atomic_flag g_pin_lock = ATOMIC_FLAG_INIT;
 
 char g_cwd[kMaxPathLength];
 std::atomic<uint64_t> g_cwd_seq{0};
-std::atomic<bool> g_cwd_relevant{false};  // under a mount, or an ancestor of one
 
 // ---- file descriptors ------------------------------------------------------
 
 std::atomic<uint64_t> g_partial_bits[kBitmapFds / 64];
-std::atomic<uint64_t> g_dir_bits[kBitmapFds / 64];
 std::atomic<uint64_t> g_own_bits[kBitmapFds / 64];  // the shim's own fds (roots, daemon sockets)
 
 struct PartialFile {
@@ -182,7 +183,7 @@ void close_thread_connection(void* conn) {
   auto* c = static_cast<ipc::Connection*>(conn);
   if (c->fd >= 0) {
     set_bit(g_own_bits, c->fd, false);
-    real_close(c->fd);
+    REAL(close)(c->fd);
   }
   c->fd = -1;
 }
@@ -202,7 +203,7 @@ void find_daemon_binary() {
     for (const char* c : candidates) {
       char path[kMaxPathLength + 32];
       std::snprintf(path, sizeof path, "%s%s", dir, c);
-      if (real_access != nullptr && real_access(path, X_OK) == 0) {
+      if (REAL(access)(path, X_OK) == 0) {
         std::snprintf(g_daemon_binary, sizeof g_daemon_binary, "%s", path);
         return;
       }
@@ -269,9 +270,9 @@ int to_own_fd(int fd) {
       limit.rlim_cur < static_cast<rlim_t>(2 * kOwnFdFloor)) {
     floor = static_cast<int>(limit.rlim_cur / 2);
   }
-  int high = real_fcntl(fd, F_DUPFD_CLOEXEC, floor);
+  int high = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, floor);
   if (high >= 0) {
-    real_close(fd);
+    REAL(close)(fd);
     fd = high;
   }
   mark_own(fd);
@@ -281,7 +282,7 @@ int to_own_fd(int fd) {
 void close_own_fd(int fd) {
   if (fd < 0) return;
   set_bit(g_own_bits, fd, false);
-  real_close(fd);
+  REAL(close)(fd);
 }
 
 // A daemon connection, made the shim's own fd. 0 or -errno.
@@ -368,7 +369,7 @@ int root_fd(int mount) {
   int fd = root.fd.load(std::memory_order_acquire);
   if (fd >= 0) return fd;
   Guard guard;
-  int opened = real_open(root.path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  int opened = REAL(open)(root.path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
   if (opened < 0) return -1;
   opened = to_own_fd(opened);
   int expected = -1;
@@ -448,7 +449,7 @@ int ensure_listed(int mount, const char* dir, size_t dir_length) {
     std::snprintf(mirror, sizeof mirror, "%s%s%s", g_roots[mount].path, dir_length > 0 ? "/" : "", buf);
     struct stat st {};
     Guard guard;
-    if (real_stat(mirror, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    if (REAL(stat)(mirror, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
   }
   return -rc;
 }
@@ -513,7 +514,7 @@ void scan_inherited_fds() {
     if (e->d_name[0] == '.' || fd == self) continue;
     char link[64], target[kMaxPathLength];
     std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = real_readlink(link, target, sizeof target - 1);
+    ssize_t n = REAL(readlink)(link, target, sizeof target - 1);
     if (n <= 0) continue;
     target[n] = '\0';
     char user[kMaxPathLength];
@@ -539,8 +540,8 @@ bool active() {
   return g_active;
 }
 
-Route route(int dirfd, const char* path, Target& target) {
-  if (path == nullptr || t_depth > 0 || !active()) return Route::pass;
+Route route_slow(int dirfd, const char* path, Target& target) {
+  if (!active()) return Route::pass;
   char joined[2 * kMaxPathLength];
   const char* absolute = path;
   if (path[0] == '/') {
@@ -559,7 +560,7 @@ Route route(int dirfd, const char* path, Target& target) {
     char link[64], target_path[kMaxPathLength], user[kMaxPathLength];
     std::snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
     Guard guard;
-    ssize_t n = real_readlink(link, target_path, sizeof target_path - 1);
+    ssize_t n = REAL(readlink)(link, target_path, sizeof target_path - 1);
     if (n <= 0) return Route::pass;
     target_path[n] = '\0';
     const char* base = mirror_to_user(target_path, user, sizeof user) ? user : target_path;
@@ -593,7 +594,7 @@ int prepare_directory(const Target& t) {
   struct stat st {};
   {
     Guard guard;
-    if (real_fstatat(t.at_fd, t.at_path, &st, 0) != 0) return -errno;
+    if (REAL(fstatat)(t.at_fd, t.at_path, &st, 0) != 0) return -errno;
   }
   if (!S_ISDIR(st.st_mode)) return 0;
   return ensure_listed(t.mount, t.rel, std::strlen(t.rel));
@@ -601,12 +602,12 @@ int prepare_directory(const Target& t) {
 
 DIR* open_mirror_dir(const Target& t) {
   Guard guard;
-  int fd = real_openat(t.at_fd, t.at_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+  int fd = REAL(openat)(t.at_fd, t.at_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
   if (fd < 0) return nullptr;
   DIR* dir = fdopendir(fd);
   if (dir == nullptr) {
     int err = errno;
-    real_close(fd);
+    REAL(close)(fd);
     errno = err;
   }
   return dir;
@@ -624,7 +625,7 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
     int found;
     {
       Guard guard;
-      found = real_fstatat(t.at_fd, t.at_path, &st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+      found = REAL(fstatat)(t.at_fd, t.at_path, &st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
     }
     if (found != 0) return found == -ENOENT ? -EROFS : found;
     if ((flags & O_EXCL) != 0) return -EEXIST;
@@ -634,7 +635,7 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
   if (int rc = prepare_lookup(t); rc != 0) return rc;
   if ((flags & O_PATH) != 0) {
     Guard guard;
-    int fd = real_openat(t.at_fd, t.at_path, flags, mode);
+    int fd = REAL(openat)(t.at_fd, t.at_path, flags, mode);
     return fd >= 0 ? fd : -errno;
   }
   const IndexKey key = key_of(t.mount, t.rel);
@@ -654,18 +655,18 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
       int fd;
       {
         Guard guard;
-        fd = real_openat(t.at_fd, t.at_path, flags, mode);
+        fd = REAL(openat)(t.at_fd, t.at_path, flags, mode);
       }
       if (fd < 0) return -errno;
       struct stat st {};
       {
         Guard guard;
-        real_fstat(fd, &st);
+        REAL(fstat)(fd, &st);
       }
       if (S_ISDIR(st.st_mode)) {
         if (int rc = ensure_listed(t.mount, t.rel, std::strlen(t.rel)); rc != 0) {
           Guard guard;
-          real_close(fd);
+          REAL(close)(fd);
           return rc;
         }
         set_bit(g_dir_bits, fd, true);
@@ -674,7 +675,7 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
       // A file the index does not know: never read it unchecked.
       {
         Guard guard;
-        real_close(fd);
+        REAL(close)(fd);
       }
       int rc = ask_daemon(ipc::MessageType::fetch_object, t.mount, t.rel, 0, 0, 0);
       if (rc != 0) return -rc;
@@ -684,7 +685,7 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
       int fd;
       {
         Guard guard;
-        fd = real_openat(t.at_fd, t.at_path, flags, mode);
+        fd = REAL(openat)(t.at_fd, t.at_path, flags, mode);
       }
       if (fd < 0) return -errno;
       // The file may have been replaced between the check and the open: the
@@ -696,7 +697,7 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
         return fd;
       }
       Guard guard;
-      real_close(fd);
+      REAL(close)(fd);
       continue;
     }
     if (s.size <= g_config.whole_file_max || need_complete) {
@@ -710,12 +711,12 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
     int fd;
     {
       Guard guard;
-      fd = real_openat(t.at_fd, t.at_path, flags, mode);
+      fd = REAL(openat)(t.at_fd, t.at_path, flags, mode);
     }
     if (fd < 0) return -errno;
     if (int rc = register_partial(fd, t.mount, t.rel, slot, s); rc != 0) {
       Guard guard;
-      real_close(fd);
+      REAL(close)(fd);
       return rc;
     }
     return fd;
@@ -752,11 +753,11 @@ int ensure_readable(int fd, uint64_t offset, uint64_t length) {
       char mirror[kMaxPathLength + 64];
       std::snprintf(mirror, sizeof mirror, "%s/%s", g_roots[p->mount].path, p->rel);
       Guard guard;
-      int fresh = real_open(mirror, O_RDONLY | O_CLOEXEC, 0);
+      int fresh = REAL(open)(mirror, O_RDONLY | O_CLOEXEC, 0);
       if (fresh < 0) return -errno;
-      int fd_flags = real_fcntl(fd, F_GETFD);
-      int rc = real_dup3(fresh, fd, (fd_flags & FD_CLOEXEC) != 0 ? O_CLOEXEC : 0);
-      real_close(fresh);
+      int fd_flags = REAL(fcntl)(fd, F_GETFD);
+      int rc = REAL(dup3)(fresh, fd, (fd_flags & FD_CLOEXEC) != 0 ? O_CLOEXEC : 0);
+      REAL(close)(fresh);
       if (rc < 0) return -errno;
       p->generation.store(s.generation());
       continue;
@@ -790,7 +791,7 @@ void complete_all() {
 
 void forget_fd(int fd) {
   if (PartialFile* p = find_partial(fd)) drop_partial(*p, true);
-  set_bit(g_dir_bits, fd, false);
+  if (is_mapped_dirfd(fd)) set_bit(g_dir_bits, fd, false);  // (no locked write for the common fd)
 }
 
 void forget_fd_range(unsigned first, unsigned last) {
@@ -825,7 +826,7 @@ int own_fds(int* out, int max) {
 
 void move_own_fd(int fd) {
   Guard guard;
-  int moved = real_fcntl(fd, F_DUPFD_CLOEXEC, fd + 1);
+  int moved = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, fd + 1);
   if (moved >= 0) mark_own(moved);
   // Whoever holds the number gets the new one; the old number is the
   // program's to replace (dup2 does so next).
@@ -838,7 +839,6 @@ void move_own_fd(int fd) {
   set_bit(g_own_bits, fd, false);
 }
 
-bool is_mapped_dirfd(int fd) { return test_bit(g_dir_bits, fd); }
 
 void mark_mapped_dirfd(int fd) { set_bit(g_dir_bits, fd, true); }
 
@@ -867,7 +867,7 @@ void refresh_cwd() {
   char real_cwd[kMaxPathLength], user[kMaxPathLength];
   {
     Guard guard;
-    if (real_getcwd == nullptr || real_getcwd(real_cwd, sizeof real_cwd) == nullptr) return;
+    if (REAL(getcwd)(real_cwd, sizeof real_cwd) == nullptr) return;
   }
   const char* cwd = mirror_to_user(real_cwd, user, sizeof user) ? user : real_cwd;
   const char* rel = nullptr;

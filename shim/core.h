@@ -11,6 +11,7 @@
 // lock is held across a call into libc, and the library starts no thread.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -48,7 +49,8 @@ enum class Route : uint8_t { pass, mapped };
 
 // Is (dirfd, path) under a mount? `pass` means: call the real function with
 // the original arguments.
-Route route(int dirfd, const char* path, Target& target);
+Route route_slow(int dirfd, const char* path, Target& target);
+inline Route route(int dirfd, const char* path, Target& target);
 
 // Make what an operation on `target` needs present. 0 or -errno.
 int prepare_lookup(const Target& target);     // its directory is listed
@@ -80,7 +82,7 @@ int own_fds(int* out, int max);  // in increasing order; how many
 void forget_fd_range(unsigned first, unsigned last);  // close_range, closefrom
 
 // Directory fds under a mount (or above one), for *at() calls relative to them.
-bool is_mapped_dirfd(int fd);
+inline bool is_mapped_dirfd(int fd);
 void mark_mapped_dirfd(int fd);
 void note_dup(int from, int to);
 
@@ -107,3 +109,37 @@ inline int dscache::shim::fail(int negative_errno) {
   errno = -negative_errno;
   return -1;
 }
+
+// ---- the fast path, inline in every hook ----------------------------------
+
+namespace dscache::shim {
+
+constexpr int kBitmapFds = 65536;  // fds below this are tracked in bitmaps
+extern bool g_active;
+extern std::atomic<int> g_init;
+extern bool g_first_char[256];
+extern std::atomic<bool> g_cwd_relevant;
+extern std::atomic<uint64_t> g_dir_bits[kBitmapFds / 64];
+
+inline bool is_mapped_dirfd(int fd) {
+  return fd >= 0 && fd < kBitmapFds && (g_dir_bits[fd / 64].load(std::memory_order_acquire) >> (fd % 64) & 1) != 0;
+}
+
+// A path no mount can hold is passed on after a byte comparison (absolute), a
+// relaxed load (relative, the cwd outside every mount) or a bitmap test (*at()
+// with a dirfd): no call, no allocation, no syscall. Hooks test this first,
+// before they set up a Target (whose 12 KiB frame costs stack probes).
+inline bool surely_unmapped(int dirfd, const char* path) {
+  if (path == nullptr || t_depth > 0) return true;
+  if (g_init.load(std::memory_order_acquire) != 2) return false;  // route_slow initialises
+  if (!g_active) return true;
+  if (path[0] == '/') return path[1] != '/' && !g_first_char[static_cast<unsigned char>(path[1])];
+  if (dirfd == AT_FDCWD) return !g_cwd_relevant.load(std::memory_order_relaxed);
+  return !is_mapped_dirfd(dirfd);
+}
+
+inline Route route(int dirfd, const char* path, Target& target) {
+  return surely_unmapped(dirfd, path) ? Route::pass : route_slow(dirfd, path, target);
+}
+
+}  // namespace dscache::shim

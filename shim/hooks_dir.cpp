@@ -33,10 +33,10 @@ char* to_user_malloced(char* path) {
 
 char* realpath_common(const char* path, char* resolved, size_t resolved_size) {
   Target t;
-  if (route(AT_FDCWD, path, t) != Route::mapped) return real_realpath(path, resolved);
+  if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(realpath)(path, resolved);
   if (int rc = prepare_lookup(t); rc != 0) return errno = -rc, nullptr;
   char mirror_resolved[PATH_MAX];
-  if (real_realpath(t.mirror, mirror_resolved) == nullptr) return nullptr;
+  if (REAL(realpath)(t.mirror, mirror_resolved) == nullptr) return nullptr;
   char user[PATH_MAX];
   if (!mirror_to_user(mirror_resolved, user, sizeof user)) std::snprintf(user, sizeof user, "%s", mirror_resolved);
   if (resolved == nullptr) return strdup(user);
@@ -51,7 +51,7 @@ extern "C" {
 
 __attribute__((visibility("default"))) DIR* opendir(const char* path) {
   Target t;
-  if (route(AT_FDCWD, path, t) != Route::mapped) return real_opendir(path);
+  if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(opendir)(path);
   if (int rc = prepare_directory(t); rc != 0) return errno = -rc, nullptr;
   DIR* dir = open_mirror_dir(t);
   if (dir != nullptr) mark_mapped_dirfd(dirfd(dir));  // it may anchor *at() calls (fts, dir_fd=)
@@ -74,24 +74,24 @@ __attribute__((visibility("default"))) char* canonicalize_file_name(const char* 
 __attribute__((visibility("default"))) int chdir(const char* path) noexcept {
   Target t;
   if (route(AT_FDCWD, path, t) != Route::mapped) {
-    int rc = real_chdir(path);
+    int rc = REAL(chdir)(path);
     if (rc == 0 && active()) refresh_cwd();
     return rc;
   }
   if (int rc = prepare_directory(t); rc != 0) return fail(rc);
-  int rc = real_chdir(t.mirror);
+  int rc = REAL(chdir)(t.mirror);
   if (rc == 0) refresh_cwd();
   return rc;
 }
 
 __attribute__((visibility("default"))) int fchdir(int fd) noexcept {
-  int rc = real_fchdir(fd);
+  int rc = REAL(fchdir)(fd);
   if (rc == 0 && active()) refresh_cwd();
   return rc;
 }
 
 __attribute__((visibility("default"))) char* getcwd(char* buf, size_t size) noexcept {
-  char* r = real_getcwd(buf, size);
+  char* r = REAL(getcwd)(buf, size);
   if (r == nullptr || !active()) return r;
   if (buf == nullptr) return to_user_malloced(r);
   if (!to_user_in_place(r, size)) return errno = ERANGE, nullptr;
@@ -104,7 +104,7 @@ __attribute__((visibility("default"))) char* __getcwd_chk(char* buf, size_t size
 }
 
 __attribute__((visibility("default"))) char* get_current_dir_name(void) noexcept {
-  char* r = real_get_current_dir_name();
+  char* r = REAL(get_current_dir_name)();
   return active() ? to_user_malloced(r) : r;
 }
 

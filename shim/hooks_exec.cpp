@@ -33,29 +33,29 @@ __attribute__((visibility("default"))) int execve(const char* path, char* const 
     complete_all();
     envp = exec_environment(envp);
   }
-  return real_execve(path, argv, envp);
+  return REAL(execve)(path, argv, envp);
 }
 __attribute__((visibility("default"))) int execv(const char* path, char* const argv[]) noexcept {
   if (t_depth == 0 && active()) complete_all();
-  return real_execv(path, argv);
+  return REAL(execv)(path, argv);
 }
 __attribute__((visibility("default"))) int execvp(const char* file, char* const argv[]) noexcept {
   if (t_depth == 0 && active()) complete_all();
-  return real_execvp(file, argv);
+  return REAL(execvp)(file, argv);
 }
 __attribute__((visibility("default"))) int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
   if (t_depth == 0 && active()) {
     complete_all();
     envp = exec_environment(envp);
   }
-  return real_execvpe(file, argv, envp);
+  return REAL(execvpe)(file, argv, envp);
 }
 __attribute__((visibility("default"))) int fexecve(int fd, char* const argv[], char* const envp[]) noexcept {
   if (t_depth == 0 && active()) {
     complete_all();
     envp = exec_environment(envp);
   }
-  return real_fexecve(fd, argv, envp);
+  return REAL(fexecve)(fd, argv, envp);
 }
 __attribute__((visibility("default"))) int posix_spawn(pid_t* pid, const char* path,
                                                        const posix_spawn_file_actions_t* actions,
@@ -65,7 +65,7 @@ __attribute__((visibility("default"))) int posix_spawn(pid_t* pid, const char* p
     complete_all();
     envp = exec_environment(envp);
   }
-  return real_posix_spawn(pid, path, actions, attr, argv, envp);
+  return REAL(posix_spawn)(pid, path, actions, attr, argv, envp);
 }
 __attribute__((visibility("default"))) int posix_spawnp(pid_t* pid, const char* file,
                                                         const posix_spawn_file_actions_t* actions,
@@ -75,7 +75,7 @@ __attribute__((visibility("default"))) int posix_spawnp(pid_t* pid, const char* 
     complete_all();
     envp = exec_environment(envp);
   }
-  return real_posix_spawnp(pid, file, actions, attr, argv, envp);
+  return REAL(posix_spawnp)(pid, file, actions, attr, argv, envp);
 }
 
 __attribute__((visibility("default"))) int execl(const char* path, const char* arg, ...) noexcept {

@@ -27,7 +27,7 @@ int create_error(int dirfd, const char* path) {
   if (int rc = prepare_lookup(t); rc != 0) return -rc;  // no parent directory
   struct stat st {};
   Guard guard;
-  return real_fstatat(t.at_fd, t.at_path, &st, AT_SYMLINK_NOFOLLOW) == 0 ? EEXIST : EROFS;
+  return REAL(fstatat)(t.at_fd, t.at_path, &st, AT_SYMLINK_NOFOLLOW) == 0 ? EEXIST : EROFS;
 }
 
 }  // namespace
@@ -43,7 +43,7 @@ int create_error(int dirfd, const char* path) {
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
     Target t;                                                                           \
     const char* path_ = DSC_FIRST_PATH args;                                            \
-    if (route(AT_FDCWD, path_, t) != Route::mapped) return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args); \
+    if (route(AT_FDCWD, path_, t) != Route::mapped) return REAL(name)(DSC_UNPAREN args); \
     if (int rc = prepare_lookup(t); rc != 0) {                                          \
       errno = -rc;                                                                      \
       return static_cast<ret>(-1);                                                      \
@@ -56,7 +56,7 @@ int create_error(int dirfd, const char* path) {
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
     Target t;                                                                           \
     if (route(DSC_FIRST_PATH args, DSC_SECOND args, t) != Route::mapped) {              \
-      return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                   \
+      return REAL(name)(DSC_UNPAREN args);                   \
     }                                                                                   \
     if (int rc = prepare_lookup(t); rc != 0) {                                          \
       errno = -rc;                                                                      \
@@ -68,13 +68,13 @@ int create_error(int dirfd, const char* path) {
 #define DSC_HOOK_mutate1(ret, name, params, args, spec)                                  \
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
     if (mapped(AT_FDCWD, DSC_FIRST_PATH args)) return erofs<ret>();                      \
-    return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                      \
+    return REAL(name)(DSC_UNPAREN args);                      \
   }
 
 #define DSC_HOOK_mutate_at(ret, name, params, args, spec)                                \
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
     if (mapped(DSC_FIRST_PATH args, DSC_SECOND args)) return erofs<ret>();               \
-    return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                      \
+    return REAL(name)(DSC_UNPAREN args);                      \
   }
 
 #define DSC_HOOK_mutate2(ret, name, params, args, spec)                                  \
@@ -82,7 +82,7 @@ int create_error(int dirfd, const char* path) {
     if (mapped(AT_FDCWD, DSC_FIRST_PATH args) || mapped(AT_FDCWD, DSC_SECOND args)) {   \
       return erofs<ret>();                                                               \
     }                                                                                   \
-    return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                      \
+    return REAL(name)(DSC_UNPAREN args);                      \
   }
 
 #define DSC_HOOK_mutate_at2(ret, name, params, args, spec)                               \
@@ -90,7 +90,7 @@ int create_error(int dirfd, const char* path) {
     if (mapped(DSC_FIRST_PATH args, DSC_SECOND args) || mapped(DSC_THIRD args, DSC_FOURTH args)) { \
       return erofs<ret>();                                                               \
     }                                                                                   \
-    return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                      \
+    return REAL(name)(DSC_UNPAREN args);                      \
   }
 
 #define DSC_CREATE_HOOK(ret, name, params, args, spec, dirfd, path)                    \
@@ -99,7 +99,7 @@ int create_error(int dirfd, const char* path) {
       errno = e;                                                                        \
       return static_cast<ret>(-1);                                                      \
     }                                                                                   \
-    return DSC_REAL(name, static_cast<ret>(-1), DSC_UNPAREN args);                      \
+    return REAL(name)(DSC_UNPAREN args);                      \
   }
 #define DSC_HOOK_create1(ret, name, params, args, spec) \
   DSC_CREATE_HOOK(ret, name, params, args, spec, AT_FDCWD, DSC_FIRST_PATH args)
@@ -115,28 +115,28 @@ int create_error(int dirfd, const char* path) {
 // For the lookup kinds: the real call with the path argument replaced.
 namespace {
 inline ssize_t dsc_call_with_path_readlink(const char* p, const char*, char* buf, size_t size) {
-  return real_readlink(p, buf, size);
+  return REAL(readlink)(p, buf, size);
 }
 inline ssize_t dsc_call_with_path_readlinkat(const char* p, int, const char*, char* buf, size_t size) {
-  return real_readlinkat(AT_FDCWD, p, buf, size);
+  return REAL(readlinkat)(AT_FDCWD, p, buf, size);
 }
-inline int dsc_call_with_path_statfs(const char* p, const char*, struct statfs* b) { return real_statfs(p, b); }
-inline int dsc_call_with_path_statfs64(const char* p, const char*, struct statfs64* b) { return real_statfs64(p, b); }
-inline int dsc_call_with_path_statvfs(const char* p, const char*, struct statvfs* b) { return real_statvfs(p, b); }
+inline int dsc_call_with_path_statfs(const char* p, const char*, struct statfs* b) { return REAL(statfs)(p, b); }
+inline int dsc_call_with_path_statfs64(const char* p, const char*, struct statfs64* b) { return REAL(statfs64)(p, b); }
+inline int dsc_call_with_path_statvfs(const char* p, const char*, struct statvfs* b) { return REAL(statvfs)(p, b); }
 inline int dsc_call_with_path_statvfs64(const char* p, const char*, struct statvfs64* b) {
-  return real_statvfs64(p, b);
+  return REAL(statvfs64)(p, b);
 }
 inline ssize_t dsc_call_with_path_getxattr(const char* p, const char*, const char* n, void* v, size_t s) {
-  return real_getxattr(p, n, v, s);
+  return REAL(getxattr)(p, n, v, s);
 }
 inline ssize_t dsc_call_with_path_lgetxattr(const char* p, const char*, const char* n, void* v, size_t s) {
-  return real_lgetxattr(p, n, v, s);
+  return REAL(lgetxattr)(p, n, v, s);
 }
 inline ssize_t dsc_call_with_path_listxattr(const char* p, const char*, char* l, size_t s) {
-  return real_listxattr(p, l, s);
+  return REAL(listxattr)(p, l, s);
 }
 inline ssize_t dsc_call_with_path_llistxattr(const char* p, const char*, char* l, size_t s) {
-  return real_llistxattr(p, l, s);
+  return REAL(llistxattr)(p, l, s);
 }
 }  // namespace
 

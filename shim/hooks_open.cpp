@@ -9,15 +9,17 @@ using namespace dscache::shim;
 
 namespace {
 
-// Opens (dirfd, path): the mirror for mapped paths, else the real thing.
-int open_path(int dirfd, const char* path, int flags, mode_t mode) {
+__attribute__((noinline)) int open_maybe_mapped(int dirfd, const char* path, int flags, mode_t mode) {
   Target t;
-  if (route(dirfd, path, t) != Route::mapped) {
-    if (real_openat == nullptr) return fail(-ENOSYS);
-    return real_openat(dirfd, path, flags, mode);
-  }
+  if (route(dirfd, path, t) != Route::mapped) return REAL(openat)(dirfd, path, flags, mode);
   int fd = open_mapped(t, flags, mode, false);
   return fd >= 0 ? fd : fail(fd);
+}
+
+// Opens (dirfd, path): the mirror for mapped paths, else the real thing.
+inline int open_path(int dirfd, const char* path, int flags, mode_t mode) {
+  if (surely_unmapped(dirfd, path)) return REAL(openat)(dirfd, path, flags, mode);
+  return open_maybe_mapped(dirfd, path, flags, mode);
 }
 
 mode_t mode_arg(int flags, va_list args) {
@@ -38,10 +40,10 @@ FILE* fopen_path(const char* path, const char* mode, FILE* (*real)(const char*, 
   int flags = O_RDONLY | (std::strchr(mode, 'e') != nullptr ? O_CLOEXEC : 0);
   int fd = open_mapped(t, flags, 0, true);
   if (fd < 0) return errno = -fd, nullptr;
-  FILE* f = real_fdopen(fd, mode);
+  FILE* f = REAL(fdopen)(fd, mode);
   if (f == nullptr) {
     int err = errno;
-    real_close(fd);
+    REAL(close)(fd);
     errno = err;
   }
   return f;
@@ -108,28 +110,28 @@ __attribute__((visibility("default"))) int creat64(const char* path, mode_t mode
 }
 
 __attribute__((visibility("default"))) FILE* fopen(const char* path, const char* mode) {
-  return fopen_path(path, mode, real_fopen);
+  return fopen_path(path, mode, REAL(fopen));
 }
 
 __attribute__((visibility("default"))) FILE* fopen64(const char* path, const char* mode) {
-  return fopen_path(path, mode, real_fopen64);
+  return fopen_path(path, mode, REAL(fopen64));
 }
 
 __attribute__((visibility("default"))) FILE* freopen(const char* path, const char* mode, FILE* stream) {
   Target t;
-  if (route(AT_FDCWD, path, t) != Route::mapped) return real_freopen(path, mode, stream);
+  if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(freopen)(path, mode, stream);
   if (stdio_writes(mode)) return errno = EROFS, nullptr;
   // Held open across the reopen: the stream must end up on this very file.
   int fd = open_mapped(t, O_RDONLY | O_CLOEXEC, 0, true);
   if (fd < 0) return errno = -fd, nullptr;
-  FILE* f = real_freopen(t.mirror, mode, stream);
+  FILE* f = REAL(freopen)(t.mirror, mode, stream);
   struct stat mine {}, theirs {};
-  if (f != nullptr && (real_fstat(fd, &mine) != 0 || real_fstat(fileno(f), &theirs) != 0 ||
+  if (f != nullptr && (REAL(fstat)(fd, &mine) != 0 || REAL(fstat)(fileno(f), &theirs) != 0 ||
                        mine.st_ino != theirs.st_ino || mine.st_dev != theirs.st_dev)) {
     // Replaced in between: put the stream on the descriptor we checked.
-    real_dup2(fd, fileno(f));
+    REAL(dup2)(fd, fileno(f));
   }
-  real_close(fd);
+  REAL(close)(fd);
   return f;
 }
 

@@ -21,7 +21,7 @@ uint64_t iov_length(const struct iovec* iov, int count) {
 // offset < 0). 0, or -1 with errno set.
 int before_read(int fd, int64_t offset, uint64_t length) {
   if (!is_partial(fd)) return 0;
-  if (offset < 0) offset = real_lseek(fd, 0, SEEK_CUR);
+  if (offset < 0) offset = REAL(lseek)(fd, 0, SEEK_CUR);
   if (offset < 0) return -1;
   int rc = ensure_readable(fd, static_cast<uint64_t>(offset), length);
   return rc == 0 ? 0 : fail(rc);
@@ -39,7 +39,7 @@ extern "C" {
 
 __attribute__((visibility("default"))) ssize_t read(int fd, void* buf, size_t count) {
   if (before_read(fd, -1, count) != 0) return -1;
-  return real_read(fd, buf, count);
+  return REAL(read)(fd, buf, count);
 }
 __attribute__((visibility("default"))) ssize_t __read_chk(int fd, void* buf, size_t count, size_t buflen) {
   if (count > buflen) __builtin_trap();  // what the fortified original does: a buffer overflow
@@ -47,11 +47,11 @@ __attribute__((visibility("default"))) ssize_t __read_chk(int fd, void* buf, siz
 }
 __attribute__((visibility("default"))) ssize_t pread(int fd, void* buf, size_t count, off_t offset) {
   if (before_read(fd, offset, count) != 0) return -1;
-  return real_pread(fd, buf, count, offset);
+  return REAL(pread)(fd, buf, count, offset);
 }
 __attribute__((visibility("default"))) ssize_t pread64(int fd, void* buf, size_t count, off64_t offset) {
   if (before_read(fd, offset, count) != 0) return -1;
-  return real_pread64(fd, buf, count, offset);
+  return REAL(pread64)(fd, buf, count, offset);
 }
 __attribute__((visibility("default"))) ssize_t __pread_chk(int fd, void* buf, size_t count, off_t offset,
                                                            size_t buflen) {
@@ -65,37 +65,37 @@ __attribute__((visibility("default"))) ssize_t __pread64_chk(int fd, void* buf, 
 }
 __attribute__((visibility("default"))) ssize_t readv(int fd, const struct iovec* iov, int iovcnt) {
   if (before_read(fd, -1, iov_length(iov, iovcnt)) != 0) return -1;
-  return real_readv(fd, iov, iovcnt);
+  return REAL(readv)(fd, iov, iovcnt);
 }
 __attribute__((visibility("default"))) ssize_t preadv(int fd, const struct iovec* iov, int iovcnt, off_t offset) {
   if (before_read(fd, offset, iov_length(iov, iovcnt)) != 0) return -1;
-  return real_preadv(fd, iov, iovcnt, offset);
+  return REAL(preadv)(fd, iov, iovcnt, offset);
 }
 __attribute__((visibility("default"))) ssize_t preadv64(int fd, const struct iovec* iov, int iovcnt, off64_t offset) {
   if (before_read(fd, offset, iov_length(iov, iovcnt)) != 0) return -1;
-  return real_preadv64(fd, iov, iovcnt, offset);
+  return REAL(preadv64)(fd, iov, iovcnt, offset);
 }
 __attribute__((visibility("default"))) ssize_t preadv2(int fd, const struct iovec* iov, int iovcnt, off_t offset,
                                                        int flags) {
   if (before_read(fd, offset, iov_length(iov, iovcnt)) != 0) return -1;
-  return real_preadv2(fd, iov, iovcnt, offset, flags);
+  return REAL(preadv2)(fd, iov, iovcnt, offset, flags);
 }
 __attribute__((visibility("default"))) ssize_t preadv64v2(int fd, const struct iovec* iov, int iovcnt,
                                                           off64_t offset, int flags) {
   if (before_read(fd, offset, iov_length(iov, iovcnt)) != 0) return -1;
-  return real_preadv64v2(fd, iov, iovcnt, offset, flags);
+  return REAL(preadv64v2)(fd, iov, iovcnt, offset, flags);
 }
 
 // A partial file looks dense: no holes, its data runs to its size.
 __attribute__((visibility("default"))) off_t lseek(int fd, off_t offset, int whence) noexcept {
   if ((whence == SEEK_DATA || whence == SEEK_HOLE) && is_partial(fd)) {
     struct stat st {};
-    if (real_fstat(fd, &st) != 0) return -1;
+    if (REAL(fstat)(fd, &st) != 0) return -1;
     if (offset < 0 || offset >= st.st_size) return errno = ENXIO, -1;
     off_t at = whence == SEEK_DATA ? offset : st.st_size;
-    return real_lseek(fd, at, SEEK_SET);
+    return REAL(lseek)(fd, at, SEEK_SET);
   }
-  return real_lseek(fd, offset, whence);
+  return REAL(lseek)(fd, offset, whence);
 }
 __attribute__((visibility("default"))) off64_t lseek64(int fd, off64_t offset, int whence) noexcept {
   return lseek(fd, offset, whence);
@@ -104,39 +104,39 @@ __attribute__((visibility("default"))) off64_t lseek64(int fd, off64_t offset, i
 __attribute__((visibility("default"))) void* mmap(void* addr, size_t length, int prot, int flags, int fd,
                                                   off_t offset) noexcept {
   if (fd >= 0 && complete_first(fd) != 0) return MAP_FAILED;
-  return real_mmap(addr, length, prot, flags, fd, offset);
+  return REAL(mmap)(addr, length, prot, flags, fd, offset);
 }
 __attribute__((visibility("default"))) void* mmap64(void* addr, size_t length, int prot, int flags, int fd,
                                                     off64_t offset) noexcept {
   if (fd >= 0 && complete_first(fd) != 0) return MAP_FAILED;
-  return real_mmap64(addr, length, prot, flags, fd, offset);
+  return REAL(mmap64)(addr, length, prot, flags, fd, offset);
 }
 __attribute__((visibility("default"))) ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) noexcept {
   if (complete_first(in_fd) != 0) return -1;
-  return real_sendfile(out_fd, in_fd, offset, count);
+  return REAL(sendfile)(out_fd, in_fd, offset, count);
 }
 __attribute__((visibility("default"))) ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset,
                                                           size_t count) noexcept {
   if (complete_first(in_fd) != 0) return -1;
-  return real_sendfile64(out_fd, in_fd, offset, count);
+  return REAL(sendfile64)(out_fd, in_fd, offset, count);
 }
 __attribute__((visibility("default"))) ssize_t copy_file_range(int in_fd, off64_t* in_off, int out_fd,
                                                                off64_t* out_off, size_t len, unsigned int flags) {
   if (complete_first(in_fd) != 0) return -1;
-  return real_copy_file_range(in_fd, in_off, out_fd, out_off, len, flags);
+  return REAL(copy_file_range)(in_fd, in_off, out_fd, out_off, len, flags);
 }
 __attribute__((visibility("default"))) ssize_t splice(int in_fd, off64_t* in_off, int out_fd, off64_t* out_off,
                                                       size_t len, unsigned int flags) {
   if (complete_first(in_fd) != 0) return -1;
-  return real_splice(in_fd, in_off, out_fd, out_off, len, flags);
+  return REAL(splice)(in_fd, in_off, out_fd, out_off, len, flags);
 }
 __attribute__((visibility("default"))) FILE* fdopen(int fd, const char* mode) noexcept {
   if (complete_first(fd) != 0) return nullptr;
-  return real_fdopen(fd, mode);
+  return REAL(fdopen)(fd, mode);
 }
 __attribute__((visibility("default"))) int dup(int fd) noexcept {
   if (complete_first(fd) != 0) return -1;
-  int r = real_dup(fd);
+  int r = REAL(dup)(fd);
   if (r >= 0 && active()) note_dup(fd, r);
   return r;
 }
@@ -146,7 +146,7 @@ __attribute__((visibility("default"))) int dup2(int fd, int fd2) noexcept {
     forget_fd(fd2);  // dup2 closes fd2
     if (is_own_fd(fd2)) move_own_fd(fd2);
   }
-  int r = real_dup2(fd, fd2);
+  int r = REAL(dup2)(fd, fd2);
   if (r >= 0 && active()) note_dup(fd, r);
   return r;
 }
@@ -156,7 +156,7 @@ __attribute__((visibility("default"))) int dup3(int fd, int fd2, int flags) noex
     forget_fd(fd2);
     if (is_own_fd(fd2)) move_own_fd(fd2);
   }
-  int r = real_dup3(fd, fd2, flags);
+  int r = REAL(dup3)(fd, fd2, flags);
   if (r >= 0 && active()) note_dup(fd, r);
   return r;
 }
@@ -178,25 +178,25 @@ __attribute__((visibility("default"))) int fcntl(int fd, int cmd, ...) {
   va_start(args, cmd);
   void* arg = va_arg(args, void*);  // every fcntl argument fits a pointer's register
   va_end(args);
-  return fcntl_common(real_fcntl, fd, cmd, arg);
+  return fcntl_common(REAL(fcntl), fd, cmd, arg);
 }
 __attribute__((visibility("default"))) int fcntl64(int fd, int cmd, ...) {
   va_list args;
   va_start(args, cmd);
   void* arg = va_arg(args, void*);
   va_end(args);
-  return fcntl_common(real_fcntl64 != nullptr ? real_fcntl64 : real_fcntl, fd, cmd, arg);
+  return fcntl_common(REAL(fcntl64), fd, cmd, arg);
 }
 __attribute__((visibility("default"))) int posix_fadvise(int fd, off_t offset, off_t len, int advice) noexcept {
   if (advice == POSIX_FADV_WILLNEED && is_partial(fd)) {
     // WILLNEED on a partial file: fetch the range now (len 0: to the end).
     struct stat st {};
-    if (real_fstat(fd, &st) == 0) {
+    if (REAL(fstat)(fd, &st) == 0) {
       uint64_t length = len > 0 ? static_cast<uint64_t>(len) : static_cast<uint64_t>(st.st_size - offset);
       if (ensure_readable(fd, static_cast<uint64_t>(offset), length) != 0) return EIO;
     }
   }
-  return real_posix_fadvise(fd, offset, len, advice);
+  return REAL(posix_fadvise)(fd, offset, len, advice);
 }
 __attribute__((visibility("default"))) int posix_fadvise64(int fd, off64_t offset, off64_t len, int advice) noexcept {
   return posix_fadvise(fd, offset, len, advice);
@@ -208,10 +208,10 @@ __attribute__((visibility("default"))) int close(int fd) {
     if (is_own_fd(fd)) return errno = EBADF, -1;
     forget_fd(fd);
   }
-  return real_close(fd);
+  return REAL(close)(fd);
 }
 __attribute__((visibility("default"))) int close_range(unsigned int first, unsigned int last, int flags) noexcept {
-  if (t_depth != 0 || !active()) return DSC_REAL(close_range, -1, first, last, flags);
+  if (t_depth != 0 || !active()) return REAL(close_range)(first, last, flags);
   // (CLOSE_RANGE_CLOEXEC closes nothing now; exec completes partial files anyway.)
   if ((flags & CLOSE_RANGE_CLOEXEC) == 0) forget_fd_range(first, last);
   // The range in pieces around the shim's own fds.
@@ -221,12 +221,12 @@ __attribute__((visibility("default"))) int close_range(unsigned int first, unsig
   for (int i = 0; i < count; ++i) {
     const auto fd = static_cast<unsigned int>(own[i]);
     if (fd < from || fd > last) continue;
-    if (fd > from && DSC_REAL(close_range, -1, from, fd - 1, flags) != 0) return -1;
+    if (fd > from && REAL(close_range)(from, fd - 1, flags) != 0) return -1;
     from = fd + 1;
     if (from == 0) return 0;  // (wrapped: the fd was ~0u)
   }
   if (from > last) return 0;
-  return DSC_REAL(close_range, -1, from, last, flags);
+  return REAL(close_range)(from, last, flags);
 }
 __attribute__((visibility("default"))) void closefrom(int lowfd) noexcept {
   if (lowfd < 0) lowfd = 0;

@@ -18,13 +18,19 @@ void fix(Stat* st) {
 // stat-like calls on (dirfd, path): `call` runs the real function on the path
 // it is given (the mirror path, or the original).
 template <class Stat, class Call>
-int stat_path(int dirfd, const char* path, Stat* st, Call call) {
+__attribute__((noinline)) int stat_maybe_mapped(int dirfd, const char* path, Stat* st, Call call) {
   Target t;
   if (route(dirfd, path, t) != Route::mapped) return call(dirfd, path);
   if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
   int r = call(t.at_fd, t.at_path);
   if (r == 0) fix(st);
   return r;
+}
+
+template <class Stat, class Call>
+inline int stat_path(int dirfd, const char* path, Stat* st, Call call) {
+  if (surely_unmapped(dirfd, path)) return call(dirfd, path);
+  return stat_maybe_mapped(dirfd, path, st, call);
 }
 
 template <class Stat>
@@ -35,12 +41,12 @@ void fix_if_partial(int fd, int rc, Stat* st) {
 int access_path(int dirfd, const char* path, int mode, int flags, bool effective) {
   Target t;
   if (route(dirfd, path, t) != Route::mapped) {
-    if (effective) return real_euidaccess(path, mode);
-    return real_faccessat(dirfd, path, mode, flags);
+    if (effective) return REAL(euidaccess)(path, mode);
+    return REAL(faccessat)(dirfd, path, mode, flags);
   }
   if ((mode & W_OK) != 0) return fail(-EROFS);
   if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
-  return real_faccessat(t.at_fd, t.at_path, mode, flags | (effective ? AT_EACCESS : 0));
+  return REAL(faccessat)(t.at_fd, t.at_path, mode, flags | (effective ? AT_EACCESS : 0));
 }
 
 bool empty_path(const char* path, int flags) { return (flags & AT_EMPTY_PATH) != 0 && path != nullptr && path[0] == '\0'; }
@@ -50,74 +56,74 @@ bool empty_path(const char* path, int flags) { return (flags & AT_EMPTY_PATH) !=
 extern "C" {
 
 __attribute__((visibility("default"))) int stat(const char* path, struct stat* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return real_fstatat(d, p, st, 0); });
+  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return REAL(fstatat)(d, p, st, 0); });
 }
 __attribute__((visibility("default"))) int stat64(const char* path, struct stat64* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return real_fstatat64(d, p, st, 0); });
+  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return REAL(fstatat64)(d, p, st, 0); });
 }
 __attribute__((visibility("default"))) int lstat(const char* path, struct stat* st) noexcept {
   return stat_path(AT_FDCWD, path, st,
-                   [&](int d, const char* p) { return real_fstatat(d, p, st, AT_SYMLINK_NOFOLLOW); });
+                   [&](int d, const char* p) { return REAL(fstatat)(d, p, st, AT_SYMLINK_NOFOLLOW); });
 }
 __attribute__((visibility("default"))) int lstat64(const char* path, struct stat64* st) noexcept {
   return stat_path(AT_FDCWD, path, st,
-                   [&](int d, const char* p) { return real_fstatat64(d, p, st, AT_SYMLINK_NOFOLLOW); });
+                   [&](int d, const char* p) { return REAL(fstatat64)(d, p, st, AT_SYMLINK_NOFOLLOW); });
 }
 __attribute__((visibility("default"))) int fstatat(int dirfd, const char* path, struct stat* st, int flags) noexcept {
   if (empty_path(path, flags)) {
-    int rc = real_fstatat(dirfd, path, st, flags);
+    int rc = REAL(fstatat)(dirfd, path, st, flags);
     fix_if_partial(dirfd, rc, st);
     return rc;
   }
-  return stat_path(dirfd, path, st, [&](int d, const char* p) { return real_fstatat(d, p, st, flags); });
+  return stat_path(dirfd, path, st, [&](int d, const char* p) { return REAL(fstatat)(d, p, st, flags); });
 }
 __attribute__((visibility("default"))) int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) noexcept {
   if (empty_path(path, flags)) {
-    int rc = real_fstatat64(dirfd, path, st, flags);
+    int rc = REAL(fstatat64)(dirfd, path, st, flags);
     fix_if_partial(dirfd, rc, st);
     return rc;
   }
-  return stat_path(dirfd, path, st, [&](int d, const char* p) { return real_fstatat64(d, p, st, flags); });
+  return stat_path(dirfd, path, st, [&](int d, const char* p) { return REAL(fstatat64)(d, p, st, flags); });
 }
 __attribute__((visibility("default"))) int fstat(int fd, struct stat* st) noexcept {
-  int rc = real_fstat(fd, st);
+  int rc = REAL(fstat)(fd, st);
   fix_if_partial(fd, rc, st);
   return rc;
 }
 __attribute__((visibility("default"))) int fstat64(int fd, struct stat64* st) noexcept {
-  int rc = real_fstat64(fd, st);
+  int rc = REAL(fstat64)(fd, st);
   fix_if_partial(fd, rc, st);
   return rc;
 }
 __attribute__((visibility("default"))) int __xstat(int ver, const char* path, struct stat* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return real___fxstatat(ver, d, p, st, 0); });
+  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return REAL(__fxstatat)(ver, d, p, st, 0); });
 }
 __attribute__((visibility("default"))) int __xstat64(int ver, const char* path, struct stat64* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return real___fxstatat64(ver, d, p, st, 0); });
+  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return REAL(__fxstatat64)(ver, d, p, st, 0); });
 }
 __attribute__((visibility("default"))) int __lxstat(int ver, const char* path, struct stat* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return real___fxstatat(ver, d, p, st, AT_SYMLINK_NOFOLLOW); });
+  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return REAL(__fxstatat)(ver, d, p, st, AT_SYMLINK_NOFOLLOW); });
 }
 __attribute__((visibility("default"))) int __lxstat64(int ver, const char* path, struct stat64* st) noexcept {
-  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return real___fxstatat64(ver, d, p, st, AT_SYMLINK_NOFOLLOW); });
+  return stat_path(AT_FDCWD, path, st, [&](int d, const char* p) { return REAL(__fxstatat64)(ver, d, p, st, AT_SYMLINK_NOFOLLOW); });
 }
 __attribute__((visibility("default"))) int __fxstat(int ver, int fd, struct stat* st) noexcept {
-  int rc = real___fxstat(ver, fd, st);
+  int rc = REAL(__fxstat)(ver, fd, st);
   fix_if_partial(fd, rc, st);
   return rc;
 }
 __attribute__((visibility("default"))) int __fxstat64(int ver, int fd, struct stat64* st) noexcept {
-  int rc = real___fxstat64(ver, fd, st);
+  int rc = REAL(__fxstat64)(ver, fd, st);
   fix_if_partial(fd, rc, st);
   return rc;
 }
 __attribute__((visibility("default"))) int __fxstatat(int ver, int dirfd, const char* path, struct stat* st,
                                                       int flags) noexcept {
-  return stat_path(dirfd, path, st, [&](int d, const char* p) { return real___fxstatat(ver, d, p, st, flags); });
+  return stat_path(dirfd, path, st, [&](int d, const char* p) { return REAL(__fxstatat)(ver, d, p, st, flags); });
 }
 __attribute__((visibility("default"))) int __fxstatat64(int ver, int dirfd, const char* path, struct stat64* st,
                                                         int flags) noexcept {
-  return stat_path(dirfd, path, st, [&](int d, const char* p) { return real___fxstatat64(ver, d, p, st, flags); });
+  return stat_path(dirfd, path, st, [&](int d, const char* p) { return REAL(__fxstatat64)(ver, d, p, st, flags); });
 }
 __attribute__((visibility("default"))) int statx(int dirfd, const char* path, int flags, unsigned int mask,
                                                  struct statx* stx) noexcept {
@@ -130,13 +136,13 @@ __attribute__((visibility("default"))) int statx(int dirfd, const char* path, in
     return rc;
   };
   if (empty_path(path, flags)) {
-    int rc = real_statx(dirfd, path, flags, mask, stx);
+    int rc = REAL(statx)(dirfd, path, flags, mask, stx);
     return is_partial(dirfd) ? fix_statx(rc) : rc;
   }
   Target t;
-  if (route(dirfd, path, t) != Route::mapped) return real_statx(dirfd, path, flags, mask, stx);
+  if (route(dirfd, path, t) != Route::mapped) return REAL(statx)(dirfd, path, flags, mask, stx);
   if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
-  return fix_statx(real_statx(t.at_fd, t.at_path, flags, mask, stx));
+  return fix_statx(REAL(statx)(t.at_fd, t.at_path, flags, mask, stx));
 }
 __attribute__((visibility("default"))) int access(const char* path, int mode) noexcept {
   return access_path(AT_FDCWD, path, mode, 0, false);

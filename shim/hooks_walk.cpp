@@ -188,7 +188,7 @@ extern "C" {
 __attribute__((visibility("default"))) int scandir(const char* dir, struct dirent*** namelist,
                                                    int (*filter)(const struct dirent*),
                                                    int (*compar)(const struct dirent**, const struct dirent**)) {
-  if (!mapped_path(AT_FDCWD, dir)) return real_scandir(dir, namelist, filter, compar);
+  if (!mapped_path(AT_FDCWD, dir)) return REAL(scandir)(dir, namelist, filter, compar);
   DIR* d = open_mapped_dir(AT_FDCWD, dir);
   return d != nullptr ? scan<struct dirent>(d, readdir, namelist, filter, compar) : -1;
 }
@@ -196,7 +196,7 @@ __attribute__((visibility("default"))) int scandir(const char* dir, struct diren
 __attribute__((visibility("default"))) int scandir64(const char* dir, struct dirent64*** namelist,
                                                      int (*filter)(const struct dirent64*),
                                                      int (*compar)(const struct dirent64**, const struct dirent64**)) {
-  if (!mapped_path(AT_FDCWD, dir)) return real_scandir64(dir, namelist, filter, compar);
+  if (!mapped_path(AT_FDCWD, dir)) return REAL(scandir64)(dir, namelist, filter, compar);
   DIR* d = open_mapped_dir(AT_FDCWD, dir);
   return d != nullptr ? scan<struct dirent64>(d, readdir64, namelist, filter, compar) : -1;
 }
@@ -204,7 +204,7 @@ __attribute__((visibility("default"))) int scandir64(const char* dir, struct dir
 __attribute__((visibility("default"))) int scandirat(int dirfd, const char* dir, struct dirent*** namelist,
                                                      int (*filter)(const struct dirent*),
                                                      int (*compar)(const struct dirent**, const struct dirent**)) {
-  if (!mapped_path(dirfd, dir)) return real_scandirat(dirfd, dir, namelist, filter, compar);
+  if (!mapped_path(dirfd, dir)) return REAL(scandirat)(dirfd, dir, namelist, filter, compar);
   DIR* d = open_mapped_dir(dirfd, dir);
   return d != nullptr ? scan<struct dirent>(d, readdir, namelist, filter, compar) : -1;
 }
@@ -213,7 +213,7 @@ __attribute__((visibility("default"))) int scandirat64(int dirfd, const char* di
                                                        int (*filter)(const struct dirent64*),
                                                        int (*compar)(const struct dirent64**,
                                                                      const struct dirent64**)) {
-  if (!mapped_path(dirfd, dir)) return real_scandirat64(dirfd, dir, namelist, filter, compar);
+  if (!mapped_path(dirfd, dir)) return REAL(scandirat64)(dirfd, dir, namelist, filter, compar);
   DIR* d = open_mapped_dir(dirfd, dir);
   return d != nullptr ? scan<struct dirent64>(d, readdir64, namelist, filter, compar) : -1;
 }
@@ -221,7 +221,7 @@ __attribute__((visibility("default"))) int scandirat64(int dirfd, const char* di
 __attribute__((visibility("default"))) int glob(const char* pattern, int flags,
                                                 int (*errfunc)(const char*, int), glob_t* pglob) noexcept {
   if ((flags & GLOB_ALTDIRFUNC) != 0 || !mapped_path(AT_FDCWD, pattern)) {
-    return real_glob(pattern, flags, errfunc, pglob);
+    return REAL(glob)(pattern, flags, errfunc, pglob);
   }
   // glibc's glob with our directory functions: it works in the program's paths.
   pglob->gl_opendir = glob_opendir;
@@ -229,7 +229,7 @@ __attribute__((visibility("default"))) int glob(const char* pattern, int flags,
   pglob->gl_readdir = glob_readdir;
   pglob->gl_stat = glob_stat;
   pglob->gl_lstat = glob_lstat;
-  int r = real_glob(pattern, flags | GLOB_ALTDIRFUNC, errfunc, pglob);
+  int r = REAL(glob)(pattern, flags | GLOB_ALTDIRFUNC, errfunc, pglob);
   pglob->gl_flags &= ~GLOB_ALTDIRFUNC;
   return r;
 }
@@ -237,36 +237,36 @@ __attribute__((visibility("default"))) int glob(const char* pattern, int flags,
 __attribute__((visibility("default"))) int glob64(const char* pattern, int flags,
                                                   int (*errfunc)(const char*, int), glob64_t* pglob) noexcept {
   if ((flags & GLOB_ALTDIRFUNC) != 0 || !mapped_path(AT_FDCWD, pattern)) {
-    return real_glob64(pattern, flags, errfunc, pglob);
+    return REAL(glob64)(pattern, flags, errfunc, pglob);
   }
   pglob->gl_opendir = glob_opendir;
   pglob->gl_closedir = glob_closedir;
   pglob->gl_readdir = glob_readdir64;
   pglob->gl_stat = glob_stat64;
   pglob->gl_lstat = glob_lstat64;
-  int r = real_glob64(pattern, flags | GLOB_ALTDIRFUNC, errfunc, pglob);
+  int r = REAL(glob64)(pattern, flags | GLOB_ALTDIRFUNC, errfunc, pglob);
   pglob->gl_flags &= ~GLOB_ALTDIRFUNC;
   return r;
 }
 
 __attribute__((visibility("default"))) int nftw(const char* dir, __nftw_func_t fn, int nopenfd, int flags) {
-  if (!mapped_path(AT_FDCWD, dir)) return real_nftw(dir, fn, nopenfd, flags);
+  if (!mapped_path(AT_FDCWD, dir)) return REAL(nftw)(dir, fn, nopenfd, flags);
   return walk<struct stat>(dir, fn, flags);
 }
 
 __attribute__((visibility("default"))) int nftw64(const char* dir, __nftw64_func_t fn, int nopenfd, int flags) {
-  if (!mapped_path(AT_FDCWD, dir)) return real_nftw64(dir, fn, nopenfd, flags);
+  if (!mapped_path(AT_FDCWD, dir)) return REAL(nftw64)(dir, fn, nopenfd, flags);
   return walk<struct stat64>(dir, fn, flags);
 }
 
 __attribute__((visibility("default"))) int ftw(const char* dir, __ftw_func_t fn, int nopenfd) {
-  if (!mapped_path(AT_FDCWD, dir)) return real_ftw(dir, fn, nopenfd);
+  if (!mapped_path(AT_FDCWD, dir)) return REAL(ftw)(dir, fn, nopenfd);
   return walk<struct stat>(dir, [fn](const char* p, const struct stat* st, int type, FTW*) { return fn(p, st, type); },
                            0);
 }
 
 __attribute__((visibility("default"))) int ftw64(const char* dir, __ftw64_func_t fn, int nopenfd) {
-  if (!mapped_path(AT_FDCWD, dir)) return real_ftw64(dir, fn, nopenfd);
+  if (!mapped_path(AT_FDCWD, dir)) return REAL(ftw64)(dir, fn, nopenfd);
   return walk<struct stat64>(dir,
                              [fn](const char* p, const struct stat64* st, int type, FTW*) { return fn(p, st, type); },
                              0);

@@ -11,7 +11,7 @@ BUILD=(build-essential cmake ninja-build pkg-config libcurl4-openssl-dev libssl-
 TEST=(curl ca-certificates radosgw ceph-mon ceph-osd python3 python3-boto3 python3-numpy
   python3-pil python3-torch python3-torchvision python3-lmdb python3-h5py fio file xxd)
 # Peers for side-by-side benchmarks (FUSE-based S3 file systems) and the timer.
-BENCH=(s3fs rclone fuse3 hyperfine bc)
+BENCH=(s3fs rclone fuse3 hyperfine bc valgrind)
 ALL=("${BUILD[@]}" "${TEST[@]}" "${BENCH[@]}")
 
 log() { printf 'setup.sh: %s\n' "$*" >&2; }

@@ -9,6 +9,7 @@ Prints: samples=N bytes=B seconds=S samples_per_s=R
 import os
 import sys
 import time
+import warnings
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -31,6 +32,7 @@ def total_bytes(batch):
 
 
 def main():
+    warnings.filterwarnings("ignore", message=".*worker processes in total.*")  # 4 workers on a 2-core VM
     root = sys.argv[1]
     workers = int(sys.argv[2]) if len(sys.argv) > 2 else 4
     ds = Files(root)

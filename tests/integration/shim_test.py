@@ -44,7 +44,7 @@ def env(**extra):
     e.update({
         # A sanitizer build preloads its runtime first; leaks in Python itself are not ours.
         "LD_PRELOAD": (first + " " + LIB).strip(),
-        "ASAN_OPTIONS": "detect_leaks=0:" + os.environ.get("ASAN_OPTIONS", ""),
+        "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0",  # the last setting wins
         "DSCACHE_MOUNTS": "%s=s3://%s/%s;/data/it=s3://%s/" % (MOUNT, BUCKET, PREFIX.rstrip("/"), BUCKET),
         "DSCACHE_CACHE_DIR": os.path.join(WORK, "cache"),
         "DSCACHE_BIN": DSCACHE,

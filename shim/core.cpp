@@ -310,6 +310,35 @@ ipc::Connection* thread_connection(char* error, size_t error_size) {
   return &t_conn;
 }
 
+// This mount's counters in the index's stats block (the daemon assigns the
+// slot), remembered per index mapping; null before a daemon has run.
+MountStats* stats_of(IndexReader* idx, int mount) {
+  static std::atomic<IndexReader*> cached_for{nullptr};
+  static std::atomic<MountStats*> cached[kMaxMounts];
+  if (idx == nullptr) return nullptr;
+  if (cached_for.load(std::memory_order_acquire) == idx) {
+    if (MountStats* ms = cached[mount].load(std::memory_order_relaxed)) return ms;
+  } else {
+    for (auto& c : cached) c.store(nullptr, std::memory_order_relaxed);
+    cached_for.store(idx, std::memory_order_release);
+  }
+  for (MountStats& ms : idx->stats().mounts) {
+    if (ms.mount_id.load(std::memory_order_relaxed) == g_config.mounts[mount].id) {
+      cached[mount].store(&ms, std::memory_order_relaxed);
+      return &ms;
+    }
+  }
+  return nullptr;
+}
+
+void count_wait(int mount, int64_t since_ns) {
+  IndexReader* idx = g_index_state.load(std::memory_order_acquire) == 2 ? g_index.load(std::memory_order_acquire)
+                                                                         : nullptr;
+  if (MountStats* ms = stats_of(idx, mount)) {
+    ms->wait_ns.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, now_ns() - since_ns)), std::memory_order_relaxed);
+  }
+}
+
 // One request; reconnects once if the daemon went away. Returns the reply's
 // errno (0), or EIO when no daemon can be reached (logged once per process).
 int ask_daemon(ipc::MessageType type, int mount, const char* path, uint64_t offset, uint64_t length, uint32_t flags) {
@@ -324,9 +353,11 @@ int ask_daemon(ipc::MessageType type, int mount, const char* path, uint64_t offs
     }
     Guard guard;
     const int fd_before = conn->fd;
+    const int64_t started = now_ns();
     int rc = ipc::call_daemon(*conn, type, g_config.mounts[mount].id, path, offset, length, flags, nullptr, text,
                               sizeof text);
     after_call(*conn, fd_before);
+    count_wait(mount, started);
     if (rc >= 0) {
       if (rc != 0 && rc != ENOENT && rc != EISDIR && rc != ENOTDIR) {
         log_line("dscache: %s%s%s: %s", g_config.mounts[mount].prefix, path[0] != '\0' ? "/" : "", path, text);
@@ -694,6 +725,10 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
       if (idx->read(slot, again) == LookupResult::found && again.key == key &&
           again.generation() == s.generation() && again.state() == FileState::complete) {
         idx->touch(slot, now_ns() / 1'000'000'000);
+        if (MountStats* ms = stats_of(idx, t.mount)) {
+          if (attempt == 0) ms->hits.fetch_add(1, std::memory_order_relaxed);  // else the daemon counted it
+          ms->bytes_served.fetch_add(s.size, std::memory_order_relaxed);
+        }
         return fd;
       }
       Guard guard;
@@ -771,6 +806,7 @@ int ensure_readable(int fd, uint64_t offset, uint64_t length) {
     if (rc != 0) return -rc;
   }
   p->next_offset.store(end, std::memory_order_relaxed);
+  if (MountStats* ms = stats_of(index(), p->mount)) ms->bytes_served.fetch_add(end - offset, std::memory_order_relaxed);
   return 0;
 }
 

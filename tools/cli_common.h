@@ -22,6 +22,9 @@ struct MountedPath {
 // Absolute-ises and normalises `path`; false (with a message) if not under a mount.
 bool resolve_mounted(const Config& config, const std::string& path, MountedPath& out);
 
+// "1.5 GiB": bytes in binary units, one decimal.
+std::string human_bytes(double bytes);
+
 // The shared Config is large (it holds every mount): one per process.
 Config& global_config();
 

@@ -5,6 +5,8 @@ namespace dscache::cli {
 
 // Each returns the process exit code: 0 success, 1 failure, 2 usage error.
 int cmd_daemon(int argc, char** argv);
+int cmd_run(int argc, char** argv);
+int cmd_stats(int argc, char** argv);
 int cmd_status(int argc, char** argv);
 int cmd_store(int argc, char** argv);
 int cmd_warmup(int argc, char** argv);

@@ -19,6 +19,8 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"daemon", cmd_daemon, "run the node daemon in the foreground, or stop it (--stop)"},
+    {"run", cmd_run, "run a program with the cache preloaded; prints a summary of its reads at the end"},
+    {"stats", cmd_stats, "hit ratio, throughput, fetch latency and cache use per mount (--watch, --json)"},
     {"status", cmd_status, "whether the daemon runs; its cache directory, mounts and capacity"},
     {"store", cmd_store, "talk to an object store directly, without the cache (ls, stat, cat)"},
     {"warmup", cmd_warmup, "fill the cache with everything under the given paths"},
@@ -31,8 +33,8 @@ void usage(FILE* out) {
                "dscache is a node-local data cache for deep-learning training: programs run with\n"
                "LD_PRELOAD=libdscache.so read s3:// datasets as local files.\n\ncommands:\n");
   for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
-  std::fprintf(out, "\n`dscache COMMAND --help` describes a command. Still to come: stats, ls, du, evict,\n"
-                    "clear, fsck, run (see docs/cli.md).\n");
+  std::fprintf(out, "\n`dscache COMMAND --help` describes a command. Still to come: ls, du, evict, clear,\n"
+                    "fsck (see docs/cli.md).\n");
 }
 
 }  // namespace

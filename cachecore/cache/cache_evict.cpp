@@ -166,6 +166,28 @@ bool CacheManager::evict_one() {
   return true;
 }
 
+Status CacheManager::evict_file(uint64_t mount_id, const std::string& path) {
+  Mount* mount = mount_by_id(mount_id);
+  if (mount == nullptr) return Status::error(ENODEV, "evict: the mount is not configured in the running daemon");
+  const IndexKey key = index_key(mount_id, path.data(), path.size());
+  SlotSnapshot slot;
+  uint64_t slot_index = 0;
+  if (index_->find(key, slot, &slot_index) != LookupResult::found) return {};  // nothing cached
+  if (slot.kind() != SlotKind::file) return Status::error(EISDIR, path + ": a directory (evict the files in it)");
+  if (slot.state() == FileState::absent) return {};
+  {
+    std::lock_guard lock(mutex_);
+    if (pins_.count(key) != 0 || fill_waiters_.count(key) != 0) {
+      return Status::error(EBUSY, path + ": open or being filled; not evicted");
+    }
+    if (auto it = blocks_.find(key); it != blocks_.end() && (!it->second.in_flight.empty() || !it->second.waiters.empty())) {
+      return Status::error(EBUSY, path + ": being filled; not evicted");
+    }
+  }
+  evict(CachedFile{slot_index, key, mount, path, 0});
+  return {};
+}
+
 void CacheManager::evict(const CachedFile& file) {
   SlotSnapshot slot;
   if (index_->reader().read(file.slot, slot) != LookupResult::found || !(slot.key == file.key)) return;

@@ -122,6 +122,7 @@ Result<std::unique_ptr<CacheManager>> CacheManager::open(const Config& config, c
   cache->writer_ = std::make_unique<FillWriter>(writer_options);
   cache->pool_ = std::make_unique<ThreadPool>(cache->options_.pool_threads);
   cache->rebuild_accounting();
+  cache->publish_gauges();
   return cache;
 }
 
@@ -170,7 +171,8 @@ void CacheManager::fetch_object(uint64_t mount_id, const std::string& path, Prio
     switch (slot.state()) {
       case FileState::complete:
         index_->reader().touch(slot_index, index_->now_access_stamp());
-        mount->stats->hits.fetch_add(1, std::memory_order_relaxed);
+        // Hits and misses are a program's opens: warmup traffic is not counted.
+        if (priority == Priority::demand) mount->stats->hits.fetch_add(1, std::memory_order_relaxed);
         return reply({});
       case FileState::unverified: {
         std::lock_guard lock(mutex_);
@@ -189,7 +191,7 @@ void CacheManager::fetch_object(uint64_t mount_id, const std::string& path, Prio
           if (!first) return;  // single-flight: the fill in progress answers everyone
           ++in_flight_;
         }
-        mount->stats->misses.fetch_add(1, std::memory_order_relaxed);
+        if (priority == Priority::demand) mount->stats->misses.fetch_add(1, std::memory_order_relaxed);
         if (priority == Priority::demand) pool_->post([this, mount] { maybe_auto_warm(*mount); }, true);
         if (!mount->store->reads_on_caller_thread()) {
           // Starting an asynchronous fetch is a few quick calls: no hop to the pool.
@@ -266,6 +268,12 @@ std::string CacheManager::status_text() const {
         << "\n";
   }
   return out.str();
+}
+
+void CacheManager::publish_gauges() {
+  MountStats& total = index_->stats().total;
+  total.bytes_cached.store(bytes_cached_.load(), std::memory_order_relaxed);
+  total.capacity_bytes.store(config_.cache_size, std::memory_order_relaxed);
 }
 
 void CacheManager::shutdown() {

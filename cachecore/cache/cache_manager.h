@@ -68,10 +68,15 @@ class CacheManager {
   void pin(uint64_t client, uint64_t mount_id, const std::string& path);
   void unpin(uint64_t client, uint64_t mount_id, const std::string& path);
   void release_client(uint64_t client);
+  // Drops a file's cached bytes (`dscache evict`): it stays listed, as a
+  // placeholder fetched again on next use. EBUSY while it is pinned or filling.
+  Status evict_file(uint64_t mount_id, const std::string& path);
 
   // Nothing fetching or listing.
   bool idle() const;
   std::string status_text() const;
+  // Writes the bytes held and the capacity into the shared stats (`dscache stats` reads them).
+  void publish_gauges();
   // Evicts until within capacity (also runs by itself after fills).
   void enforce_capacity();
   // Syncs the cache's file system and marks the index clean.

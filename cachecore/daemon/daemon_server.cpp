@@ -236,6 +236,7 @@ void Server::dispatch(Connection& c, const ipc::MessageHeader& header, const cha
     case ipc::MessageType::unpin:
       cache_->unpin(conn, request.mount_id, path);
       return complete(conn, rid, {});
+    case ipc::MessageType::evict: return complete(conn, rid, cache_->evict_file(request.mount_id, path));
     default: return complete(conn, rid, Status::error(EPROTO, "unknown request type " + std::to_string(header.type)));
   }
 }
@@ -275,6 +276,7 @@ int Server::run(int listen_fd, int signal_fd) {
         }
       }
     }
+    cache_->publish_gauges();
     auto now = Clock::now();
     if (now - last_capacity_check > std::chrono::seconds(5)) {
       last_capacity_check = now;

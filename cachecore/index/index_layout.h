@@ -137,9 +137,9 @@ struct alignas(64) MountStats {
   static constexpr int kLatencyBuckets = 20;  // fetch latency: bucket i counts [2^i, 2^(i+1)) ms, last: more
 
   std::atomic<uint64_t> mount_id;  // 0: unused
-  std::atomic<uint64_t> hits;      // opens served from complete cached files
-  std::atomic<uint64_t> misses;    // opens that had to wait for a fetch
-  std::atomic<uint64_t> bytes_served;
+  std::atomic<uint64_t> hits;          // opens served from complete cached files, without waiting
+  std::atomic<uint64_t> misses;        // opens that had to wait for a fetch
+  std::atomic<uint64_t> bytes_served;  // sizes of the files opened from the cache, and bytes read from partial ones
   std::atomic<uint64_t> bytes_fetched;
   std::atomic<uint64_t> objects_fetched;
   std::atomic<uint64_t> fetches_in_flight;
@@ -147,9 +147,11 @@ struct alignas(64) MountStats {
   std::atomic<uint64_t> bytes_evicted;
   std::atomic<uint64_t> errors;
   std::atomic<uint64_t> listings;
-  std::atomic<uint64_t> bytes_cached;  // bytes of complete and partial data held
+  std::atomic<uint64_t> bytes_cached;  // total only: bytes of data held (the daemon publishes it each second)
   std::atomic<uint64_t> fetch_latency[kLatencyBuckets];
-  uint8_t reserved[32];
+  std::atomic<uint64_t> wait_ns;         // time programs spent waiting on the daemon (the shim adds it)
+  std::atomic<uint64_t> capacity_bytes;  // total only: the cache's capacity (0: bounded by free space)
+  uint8_t reserved[16];
 };
 static_assert(sizeof(MountStats) == 320);
 

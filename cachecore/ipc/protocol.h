@@ -27,6 +27,7 @@ enum class MessageType : uint16_t {
   pin = 6,            // path: keep the (partial) file while this connection lives
   unpin = 7,
   status = 8,         // -> text: the daemon's state (for `dscache status`)
+  evict = 9,          // path: a file; its cached bytes are dropped (it stays listed)
   reply = 100,
 };
 

@@ -52,8 +52,12 @@ field() { sed -n "s/\(^\|.* \)$1=\([0-9.]*\).*/\2/p"; }
 shm=$(mktemp -d /dev/shm/dscache-cachebench-XXXXXX)
 warmup_run() {
   local dir=$shm/c-$1; shift
-  DSCACHE_CACHE_DIR=$dir "$bin" warmup --concurrency 64 "$@" |
-    sed -n 's/^warmup: \([0-9]*\) files, \([0-9.]*\) MiB in \([0-9.]*\) s.*/\1 \2 \3/p'
+  DSCACHE_CACHE_DIR=$dir "$bin" warmup --concurrency 64 --json --quiet "$@" |
+    /usr/bin/python3 -c 'import json, sys
+for line in sys.stdin:
+    d = json.loads(line)
+    if d["event"] == "done":
+        print(d["files_done"], d["bytes_done"] / 2**20, d["elapsed_s"])'
   DSCACHE_CACHE_DIR=$dir "$bin" daemon --stop >/dev/null
   rm -rf "$dir"
 }

@@ -2,12 +2,16 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <bit>
 #include <climits>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
 
 #include "commands.h"
+#include "index/index_key.h"
 
 namespace dscache::cli {
 
@@ -26,6 +30,44 @@ std::string human_bytes(double bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
   return buf;
+}
+
+uint64_t cached_bytes(const IndexReader& index, const MountConfig& mount, const std::string& rel, uint64_t size,
+                      bool* complete) {
+  *complete = false;
+  SlotSnapshot s;
+  if (!index.is_open() || index.find(index_key(mount.id, rel.data(), rel.size()), s, nullptr) != LookupResult::found ||
+      s.kind() != SlotKind::file) {
+    return 0;
+  }
+  if (s.state() == FileState::complete) {
+    *complete = true;
+    return size;
+  }
+  if (s.state() != FileState::partial || !s.blocks()) return 0;
+  const BlockRecord* r = index.block_record(s.aux);
+  if (r == nullptr) return 0;
+  uint64_t blocks = 0;
+  for (uint64_t w = 0; w < BlockRecord::words(r->block_count); ++w) blocks += std::popcount(r->bitmap()[w].load());
+  return std::min(size, blocks * r->block_size);
+}
+
+int request(const Config& config, ipc::DaemonClient& client, ipc::MessageType type, const MountConfig& mount,
+            const std::string& rel, uint32_t flags, std::string& reason, uint64_t* value) {
+  char text[ipc::kMaxReplyText];
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!client.connected() && !connect_daemon(config, client)) {
+      reason = "no daemon";
+      return EIO;
+    }
+    int rc = client.call(type, mount.id, rel.c_str(), 0, 0, flags, value, text, sizeof text);
+    if (rc >= 0) {
+      reason = text;  // the error, or a reply's text
+      return rc;
+    }
+    reason = std::strerror(-rc);  // the connection broke (a daemon restart?): once more on a new one
+  }
+  return EIO;
 }
 
 bool load_config(Config& config) {

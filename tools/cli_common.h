@@ -4,6 +4,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "index/index_reader.h"
 #include "ipc/client.h"
 
 namespace dscache::cli {
@@ -24,6 +25,16 @@ bool resolve_mounted(const Config& config, const std::string& path, MountedPath&
 
 // "1.5 GiB": bytes in binary units, one decimal.
 std::string human_bytes(double bytes);
+
+// The bytes of a file the cache holds, from the shared index (0 if it knows
+// nothing of it); *complete: every byte is there.
+uint64_t cached_bytes(const IndexReader& index, const MountConfig& mount, const std::string& rel, uint64_t size,
+                      bool* complete);
+
+// The daemon answers `type` for `rel` under `mount` (background priority);
+// connects first if needed. 0 (`reason`: the reply's text), or an errno (`reason`: why).
+int request(const Config& config, ipc::DaemonClient& client, ipc::MessageType type, const MountConfig& mount,
+            const std::string& rel, uint32_t flags, std::string& reason, uint64_t* value = nullptr);
 
 // The shared Config is large (it holds every mount): one per process.
 Config& global_config();

@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <bit>
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
@@ -229,23 +228,6 @@ bool run_pool(const Config& config, int threads, std::deque<T> queue, Work work)
   return !connect_failed.load();
 }
 
-// What of a file is in the cache, from the shared index.
-void read_state(const IndexReader& index, const Config& config, Item& item) {
-  const IndexKey key = index_key(config.mounts[item.mount].id, item.rel.data(), item.rel.size());
-  SlotSnapshot s;
-  if (!index.is_open() || index.find(key, s, nullptr) != LookupResult::found || s.kind() != SlotKind::file) return;
-  if (s.state() == FileState::complete) {
-    item.complete = true;
-    item.cached = item.size;
-  } else if (s.state() == FileState::partial && s.blocks()) {
-    if (const BlockRecord* r = index.block_record(s.aux)) {
-      uint64_t blocks = 0;
-      for (uint64_t w = 0; w < BlockRecord::words(r->block_count); ++w) blocks += std::popcount(r->bitmap()[w].load());
-      item.cached = std::min(item.size, blocks * r->block_size);
-    }
-  }
-}
-
 // The cache's room for this dataset: its capacity, or the file system's
 // space less the share DSCACHE_FREE_SPACE_RATIO keeps free.
 uint64_t cache_room(const Config& config) {
@@ -453,11 +435,11 @@ int cmd_warmup(int argc, char** argv) {
 
   IndexReader index;
   index.open(layout.index_path().c_str());
-  uint64_t cached_files = 0, cached_bytes = 0;
+  uint64_t cached_files = 0, bytes_cached = 0;
   for (Item& item : items) {
-    read_state(index, config, item);
+    item.cached = cached_bytes(index, config.mounts[item.mount], item.rel, item.size, &item.complete);
     cached_files += item.complete ? 1 : 0;
-    cached_bytes += item.cached;
+    bytes_cached += item.cached;
   }
   uint64_t total_bytes = 0;
   for (const Item& item : items) total_bytes += item.size;
@@ -468,7 +450,7 @@ int cmd_warmup(int argc, char** argv) {
   auto summary_json = [&](const char* event, double seconds, const std::string& extra) {
     std::printf("{\"event\":\"%s\",\"elapsed_s\":%.2f,\"dirs\":%" PRIu64 ",\"files\":%zu,\"bytes\":%" PRIu64
                 ",\"files_cached_before\":%" PRIu64 ",\"bytes_cached_before\":%" PRIu64 "%s,\"failures\":%zu}\n",
-                event, seconds, progress.dirs.load(), items.size(), total_bytes, cached_files, cached_bytes,
+                event, seconds, progress.dirs.load(), items.size(), total_bytes, cached_files, bytes_cached,
                 extra.c_str(), failures.size());
   };
   auto print_failures = [&] {
@@ -485,7 +467,7 @@ int cmd_warmup(int argc, char** argv) {
   if (metadata_only || check) {
     reporter.stop();
     const double seconds = reporter.elapsed();
-    const double share = total_bytes == 0 ? 1.0 : static_cast<double>(cached_bytes) / static_cast<double>(total_bytes);
+    const double share = total_bytes == 0 ? 1.0 : static_cast<double>(bytes_cached) / static_cast<double>(total_bytes);
     if (as_json) {
       char extra[96];
       std::snprintf(extra, sizeof extra, ",\"cached_fraction\":%.6f", share);
@@ -493,7 +475,7 @@ int cmd_warmup(int argc, char** argv) {
     } else if (check) {
       std::printf("check: %zu files, %s: %" PRIu64 " files complete, %s cached (%.1f%%)\n", items.size(),
                   human_bytes(static_cast<double>(total_bytes)).c_str(), cached_files,
-                  human_bytes(static_cast<double>(cached_bytes)).c_str(), 100 * share);
+                  human_bytes(static_cast<double>(bytes_cached)).c_str(), 100 * share);
     } else {
       std::printf("warmup: listed %" PRIu64 " directories, %zu files, %s in %.1f s (metadata only)\n",
                   progress.dirs.load(), items.size(), human_bytes(static_cast<double>(total_bytes)).c_str(), seconds);
@@ -540,7 +522,7 @@ int cmd_warmup(int argc, char** argv) {
     }
   }
   progress.files_done.store(cached_files);
-  progress.bytes_done.store(cached_bytes);
+  progress.bytes_done.store(bytes_cached);
   if (evict) {
     progress.files_done.store(0);
     progress.bytes_done.store(0);
@@ -551,15 +533,9 @@ int cmd_warmup(int argc, char** argv) {
   auto fetch = [&](ipc::DaemonClient& client, size_t& index_of, std::vector<size_t>&) {
     Item& item = items[index_of];
     const MountConfig& m = config.mounts[item.mount];
-    char text[ipc::kMaxReplyText];
-    int rc = client.call(evict ? ipc::MessageType::evict : ipc::MessageType::complete_file, m.id, item.rel.c_str(), 0,
-                         0, ipc::kFlagBackground, nullptr, text, sizeof text);
-    if (rc < 0) {
-      // The connection broke (the daemon restarted?): once more on a new one.
-      if (!connect_daemon(config, client)) return;
-      rc = client.call(evict ? ipc::MessageType::evict : ipc::MessageType::complete_file, m.id, item.rel.c_str(), 0, 0,
-                       ipc::kFlagBackground, nullptr, text, sizeof text);
-    }
+    std::string reason;
+    int rc = request(config, client, evict ? ipc::MessageType::evict : ipc::MessageType::complete_file, m, item.rel,
+                     ipc::kFlagBackground, reason);
     if (rc != 0) {
       std::lock_guard lock(failed_mutex);
       failed_items.push_back(index_of);
@@ -567,7 +543,7 @@ int cmd_warmup(int argc, char** argv) {
       item.complete = false;
       // The reason is kept in the path slot's failure record below.
       std::lock_guard lock2(failures_mutex);
-      failures.push_back(Failure{std::string(m.prefix) + "/" + item.rel, rc < 0 ? std::strerror(-rc) : text});
+      failures.push_back(Failure{std::string(m.prefix) + "/" + item.rel, reason});
       progress.files_failed.fetch_add(1);
       return;
     }

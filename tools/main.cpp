@@ -18,7 +18,12 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
+    {"clear", cmd_clear, "drop the cached bytes of every mount (the namespace stays)"},
     {"daemon", cmd_daemon, "run the node daemon in the foreground, or stop it (--stop)"},
+    {"du", cmd_du, "cached bytes and share per directory under a path"},
+    {"evict", cmd_evict, "drop the cached bytes of the files under a path"},
+    {"fsck", cmd_fsck, "check every cached byte against its checksum (--repair)"},
+    {"ls", cmd_ls, "list a directory with the cached share of each file"},
     {"run", cmd_run, "run a program with the cache preloaded; prints a summary of its reads at the end"},
     {"stats", cmd_stats, "hit ratio, throughput, fetch latency and cache use per mount (--watch, --json)"},
     {"status", cmd_status, "whether the daemon runs; its cache directory, mounts and capacity"},
@@ -33,8 +38,7 @@ void usage(FILE* out) {
                "dscache is a node-local data cache for deep-learning training: programs run with\n"
                "LD_PRELOAD=libdscache.so read s3:// datasets as local files.\n\ncommands:\n");
   for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
-  std::fprintf(out, "\n`dscache COMMAND --help` describes a command. Still to come: ls, du, evict, clear,\n"
-                    "fsck (see docs/cli.md).\n");
+  std::fprintf(out, "\n`dscache COMMAND --help` describes a command; docs/cli.md has more.\n");
 }
 
 }  // namespace

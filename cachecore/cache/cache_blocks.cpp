@@ -21,25 +21,10 @@ namespace {
 
 constexpr uint64_t kMaxRunBytes = 8 << 20;  // one ranged GET covers up to this much
 
-Result<uint32_t> checksum_range(int fd, uint64_t offset, uint64_t length) {
-  std::vector<std::byte> buffer(std::min<uint64_t>(length, 1 << 20));
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_64bits_reset(state);
-  uint64_t done = 0;
-  while (done < length) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), length - done));
-    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      XXH3_freeState(state);
-      return Status::error(n < 0 ? errno : EIO, "reading back a block");
-    }
-    XXH3_64bits_update(state, buffer.data(), static_cast<size_t>(n));
-    done += static_cast<uint64_t>(n);
-  }
-  uint64_t digest = XXH3_64bits_digest(state);
-  XXH3_freeState(state);
-  return static_cast<uint32_t>(digest);
+Result<uint32_t> block_checksum(int fd, uint64_t offset, uint64_t length) {
+  auto sum = checksum_range(fd, offset, length);
+  if (!sum.ok()) return sum.status();
+  return static_cast<uint32_t>(*sum);
 }
 
 }  // namespace
@@ -239,7 +224,7 @@ void CacheManager::blocks_arrived(Mount& mount, const std::string& path, const I
       uint32_t checksum = 0;
       if (sums.size() == last - first + 1) {
         checksum = static_cast<uint32_t>(sums[b - first]);
-      } else if (auto sum = checksum_range(fd, offset, length); sum.ok()) {
+      } else if (auto sum = block_checksum(fd, offset, length); sum.ok()) {
         checksum = *sum;
       } else {
         status = sum.status();

@@ -228,6 +228,41 @@ void CacheManager::verify_then_serve(Mount& mount, const std::string& path, cons
   start_fill(mount, path, key, priority);
 }
 
+bool CacheManager::verify_blocks(Mount& mount, const std::string& path, uint64_t slot_index, const SlotSnapshot& slot,
+                                 bool repair, std::string* report, uint64_t& checked) {
+  BlockRecord* record = index_->block_record(slot.aux);
+  if (record == nullptr || slot.state() == FileState::absent) return true;
+  const int fd = ::open(mirror_path(mount, path).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;  // evicted meanwhile
+  const uint64_t bs = config_.block_size;
+  uint64_t bad_blocks = 0;
+  for (uint32_t b = 0; b < record->block_count; ++b) {
+    auto& word = record->bitmap()[b / 64];
+    const uint64_t bit = uint64_t{1} << (b % 64);
+    if ((word.load() & bit) == 0) continue;
+    ++checked;
+    const uint64_t offset = uint64_t{b} * bs, length = std::min(bs, slot.size - offset);
+    auto sum = checksum_range(fd, offset, length);
+    if (sum.ok() && static_cast<uint32_t>(*sum) == record->checksums()[b]) continue;
+    ++bad_blocks;
+    if (report != nullptr) {
+      *report += "checksum mismatch: " + std::string(mount.config.prefix) + "/" + path + " block " + std::to_string(b) +
+                 "\n";
+    }
+    if (repair) {
+      // The block becomes absent: a reader's next access fetches it again.
+      // A complete file turns partial first, so that readers check the bitmap.
+      index_->modify(slot_index, [](SlotSnapshot& v) {
+        v.meta = SlotMeta::make(SlotKind::file, FileState::partial, true, v.generation() + 1);
+      });
+      word.fetch_and(~bit);
+      bytes_cached_.fetch_sub(std::min(length, bytes_cached_.load()));
+    }
+  }
+  ::close(fd);
+  return bad_blocks == 0;
+}
+
 uint64_t CacheManager::verify_all(bool repair, std::string* report) {
   uint64_t bad = 0, checked = 0;
   for (Mount& mount : mounts_) {
@@ -252,7 +287,11 @@ uint64_t CacheManager::verify_all(bool repair, std::string* report) {
         uint64_t slot_index = 0;
         IndexKey key = index_key(mount.config.id, path.data(), path.size());
         if (index_->find(key, slot, &slot_index) != LookupResult::found) continue;
-        if (slot.blocks() || (slot.state() != FileState::complete && slot.state() != FileState::unverified)) continue;
+        if (slot.blocks()) {
+          bad += verify_blocks(mount, path, slot_index, slot, repair, report, checked) ? 0 : 1;
+          continue;
+        }
+        if (slot.state() != FileState::complete && slot.state() != FileState::unverified) continue;
         ++checked;
         int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
         bool good = false;
@@ -280,7 +319,7 @@ uint64_t CacheManager::verify_all(bool repair, std::string* report) {
     }
   }
   if (report != nullptr) {
-    *report += std::to_string(checked) + " files checked, " + std::to_string(bad) + " bad" +
+    *report += std::to_string(checked) + " files and blocks checked, " + std::to_string(bad) + " files bad" +
                (repair && bad > 0 ? " (made absent: fetched again on next use)" : "") + "\n";
   }
   return bad;

@@ -156,6 +156,9 @@ class CacheManager {
   };
   // A miss on `slot`: feeds the thrash detector.
   void note_miss(const SlotSnapshot& slot);
+  // fsck of one block file: false if a present block's checksum is wrong.
+  bool verify_blocks(Mount& mount, const std::string& path, uint64_t slot_index, const SlotSnapshot& slot, bool repair,
+                     std::string* report, uint64_t& checked);
   void note_cached(Mount& mount, const std::string& path, uint64_t slot_index, const IndexKey& key);
   // Evicts until `bytes` more fit, then reserves them for a fill in flight
   // (so that concurrent fills cannot overshoot together); false if nothing

@@ -142,14 +142,14 @@ Status FillSink::finish() {
   return error_;
 }
 
-Result<uint64_t> checksum_file(int fd, uint64_t size) {
+Result<uint64_t> checksum_range(int fd, uint64_t offset, uint64_t length) {
   XXH3_state_t* state = XXH3_createState();
   XXH3_64bits_reset(state);
-  std::vector<std::byte> buffer(1 << 20);
+  std::vector<std::byte> buffer(static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(length, 1), 1 << 20)));
   uint64_t done = 0;
-  while (done < size) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - done));
-    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(done));
+  while (done < length) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), length - done));
+    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       XXH3_freeState(state);
@@ -163,5 +163,7 @@ Result<uint64_t> checksum_file(int fd, uint64_t size) {
   XXH3_freeState(state);
   return digest;
 }
+
+Result<uint64_t> checksum_file(int fd, uint64_t size) { return checksum_range(fd, 0, size); }
 
 }  // namespace dscache

@@ -66,5 +66,7 @@ class FillSink final : public ByteSink {
 // XXH3-64 of a file's first `size` bytes, read back (for bytes that arrived
 // out of order, and for verification). EIO-style status on a short read.
 Result<uint64_t> checksum_file(int fd, uint64_t size);
+// XXH3-64 of bytes [offset, offset + length) of a file (a block's checksum is its low 32 bits).
+Result<uint64_t> checksum_range(int fd, uint64_t offset, uint64_t length);
 
 }  // namespace dscache

@@ -237,6 +237,29 @@ void Server::dispatch(Connection& c, const ipc::MessageHeader& header, const cha
       cache_->unpin(conn, request.mount_id, path);
       return complete(conn, rid, {});
     case ipc::MessageType::evict: return complete(conn, rid, cache_->evict_file(request.mount_id, path));
+    case ipc::MessageType::verify: {
+      // Reads every cached byte: off the event loop. The reply carries the
+      // summary; each bad file is in the log.
+      const bool repair = (request.flags & ipc::kFlagRepair) != 0;
+      std::thread([this, conn, rid, repair] {
+        std::string report;
+        const uint64_t bad = cache_->verify_all(repair, &report);
+        size_t start = 0;
+        for (size_t end; (end = report.find('\n', start)) != std::string::npos; start = end + 1) {
+          if (report.compare(start, 17, "checksum mismatch") == 0) {
+            DSCACHE_LOG(warn, "fsck: %s", report.substr(start, end - start).c_str());
+          }
+        }
+        std::string summary = report.substr(report.rfind('\n', report.size() - 2) + 1);
+        if (bad > 0) {
+          const std::string first = report.substr(0, report.find('\n'));
+          summary = first + (bad > 1 ? " (and " + std::to_string(bad - 1) + " more; each is in daemon.log)\n" : "\n") +
+                    summary;
+        }
+        complete(conn, rid, {}, bad, summary);
+      }).detach();
+      return;
+    }
     default: return complete(conn, rid, Status::error(EPROTO, "unknown request type " + std::to_string(header.type)));
   }
 }

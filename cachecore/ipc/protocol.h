@@ -28,6 +28,7 @@ enum class MessageType : uint16_t {
   unpin = 7,
   status = 8,         // -> text: the daemon's state (for `dscache status`)
   evict = 9,          // path: a file; its cached bytes are dropped (it stays listed)
+  verify = 10,        // fsck: every checksum is checked (kFlagRepair: bad data made absent) -> value: bad files
   reply = 100,
 };
 
@@ -42,6 +43,7 @@ static_assert(sizeof(MessageHeader) == 16);
 
 inline constexpr uint32_t kFlagSequential = 1;  // fetch_range: the reader is streaming: read ahead
 inline constexpr uint32_t kFlagBackground = 2;  // warmup traffic: behind demand requests
+inline constexpr uint32_t kFlagRepair = 4;      // verify: make what is bad absent (fetched again on use)
 
 struct RequestBody {
   uint64_t mount_id;

@@ -386,6 +386,34 @@ TEST_CASE("fsck finds a damaged file and, with repair, makes it absent") {
   CHECK(read_file(h.mirror("b.bin")) == content("b", 1000));
 }
 
+TEST_CASE("fsck checks the blocks of a large file and, with repair, makes a damaged block absent") {
+  Harness h(Settings{{"DSCACHE_WHOLE_FILE_MAX", "64K"}, {"DSCACHE_BLOCK_SIZE", "64K"}});
+  const std::string data = content("big", 300'000);
+  h.put("big.bin", data);
+  REQUIRE(h.range("big.bin", 0, data.size()).ok());
+  REQUIRE(h.slot("big.bin").state() == FileState::complete);
+  std::string report;
+  CHECK(h.cache->verify_all(false, &report) == 0);
+  int f = ::open(h.mirror("big.bin").c_str(), O_WRONLY);
+  REQUIRE(::pwrite(f, "!", 1, 2 * 65536 + 7) == 1);  // inside block 2
+  ::close(f);
+  report.clear();
+  CHECK(h.cache->verify_all(false, &report) == 1);
+  CHECK(report.find("big.bin block 2") != std::string::npos);
+  CHECK(h.slot("big.bin").state() == FileState::complete);  // without repair, nothing changes
+  CHECK(h.cache->verify_all(true, &report) == 1);
+  SlotSnapshot s = h.slot("big.bin");
+  CHECK(s.state() == FileState::partial);
+  const BlockRecord* record = h.cache->index().reader().block_record(s.aux);
+  REQUIRE(record != nullptr);
+  CHECK_FALSE(IndexReader::blocks_present(*record, 2, 2));
+  CHECK(IndexReader::blocks_present(*record, 0, 1));
+  CHECK(IndexReader::blocks_present(*record, 3, 4));
+  REQUIRE(h.range("big.bin", 2 * 65536, 10).ok());
+  CHECK(read_file(h.mirror("big.bin")) == data);
+  CHECK(h.cache->verify_all(false, &report) == 0);
+}
+
 TEST_CASE("DSCACHE_AUTO_WARM: the first miss warms the whole mount in the background") {
   Harness h(Settings{{"DSCACHE_AUTO_WARM", "1"}});
   for (int d = 0; d < 3; ++d) {

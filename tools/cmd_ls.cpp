@@ -1,6 +1,6 @@
 // dscache ls and dscache du: what the cache holds under a path, from the
-// mirror and the shared index (no data is fetched; the path's own directory
-// listing is brought up to date first).
+// mirror and the shared index. No data is fetched; the directories shown are
+// listed through the daemon first (metadata only), so sizes are the store's.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -70,10 +70,15 @@ double percent(uint64_t part, uint64_t whole) {
   return whole == 0 ? 100.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);
 }
 
-// Sums a mirror directory; prints each directory's line (post-order) unless summary_only.
-Usage walk(const IndexReader& index, const MountConfig& mount, const std::string& mirror, const std::string& rel,
-           const std::string& shown, bool summary_only) {
+// Sums a mirror directory, listing each through the daemon first (metadata
+// only); prints each directory's line (post-order) unless summary_only.
+Usage walk(const Config& config, ipc::DaemonClient& client, const IndexReader& index, const MountConfig& mount,
+           const std::string& mirror, const std::string& rel, const std::string& shown, bool summary_only) {
   Usage u;
+  std::string reason;
+  if (request(config, client, ipc::MessageType::ensure_listed, mount, rel, ipc::kFlagBackground, reason) != 0) {
+    std::fprintf(stderr, "dscache du: %s: %s\n", shown.c_str(), reason.c_str());
+  }
   DIR* d = ::opendir(mirror.c_str());
   if (d == nullptr) return u;
   std::vector<std::string> subdirs;
@@ -95,7 +100,8 @@ Usage walk(const IndexReader& index, const MountConfig& mount, const std::string
   ::closedir(d);
   std::sort(subdirs.begin(), subdirs.end());
   for (const std::string& s : subdirs) {
-    u.add(walk(index, mount, mirror + "/" + s, rel.empty() ? s : rel + "/" + s, shown + "/" + s, summary_only));
+    u.add(walk(config, client, index, mount, mirror + "/" + s, rel.empty() ? s : rel + "/" + s, shown + "/" + s,
+               summary_only));
   }
   if (!summary_only) {
     std::printf("%10s %10s %6.1f%% %9" PRIu64 "/%-9" PRIu64 " %s\n", human_bytes(static_cast<double>(u.cached)).c_str(),
@@ -173,7 +179,7 @@ int cmd_ls(int argc, char** argv) {
 int cmd_du(int argc, char** argv) {
   constexpr const char* kUsage =
       "usage: dscache du [-s] PATH...\n\n"
-      "For each directory under PATH (as far as it has been listed), the bytes the cache holds,\n"
+      "For each directory under PATH (listed from the store as needed), the bytes the cache holds,\n"
       "the bytes of its files, the cached share, and complete/total files. -s: PATH's totals only.\n";
   bool summary_only = false;
   std::vector<std::string> paths;
@@ -213,7 +219,7 @@ int cmd_du(int argc, char** argv) {
                   shown.c_str());
       continue;
     }
-    Usage u = walk(index, *t.mount, t.mirror, t.rel, shown, summary_only);
+    Usage u = walk(config, client, index, *t.mount, t.mirror, t.rel, shown, summary_only);
     if (summary_only) {
       std::printf("%10s %10s %6.1f%% %9" PRIu64 "/%-9" PRIu64 " %s\n", human_bytes(static_cast<double>(u.cached)).c_str(),
                   human_bytes(static_cast<double>(u.bytes)).c_str(), percent(u.cached, u.bytes), u.complete, u.files,

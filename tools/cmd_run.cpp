@@ -131,8 +131,9 @@ int cmd_run(int argc, char** argv) {
   index.open(CacheLayout(config.cache_dir).index_path().c_str());
   const Totals before = totals(index, config);
 
+  // After what is preloaded already (a sanitizer's runtime must stay first).
   std::string preload = lib;
-  if (const char* old = std::getenv("LD_PRELOAD"); old != nullptr && old[0] != '\0') preload += std::string(" ") + old;
+  if (const char* old = std::getenv("LD_PRELOAD"); old != nullptr && old[0] != '\0') preload = std::string(old) + " " + lib;
   ::setenv("LD_PRELOAD", preload.c_str(), 1);
   char self[PATH_MAX];
   if (ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1); n > 0 && std::getenv("DSCACHE_BIN") == nullptr) {

@@ -55,6 +55,7 @@ constexpr const char* kUsage =
     "  --evict            drop the cached bytes of every file instead (they stay listed)\n"
     "  --json             JSON lines: progress each second, then a summary (the default\n"
     "                     when stdout is not a terminal)\n"
+    "  --progress-interval SECONDS   between progress lines (1)\n"
     "  --quiet            the summary line only\n\n"
     "Exit status: 0 when every file was warmed (or is cached, with --check), 1 otherwise,\n"
     "2 for a usage error, 130 when interrupted.\n";
@@ -124,7 +125,8 @@ struct Progress {
 
 class Reporter {
  public:
-  Reporter(const Progress& p, bool tty, bool json, bool quiet) : p_(p), tty_(tty), json_(json), quiet_(quiet) {
+  Reporter(const Progress& p, bool tty, bool json, bool quiet, double interval)
+      : p_(p), tty_(tty), json_(json), quiet_(quiet), interval_(interval) {
     if (quiet_ || (!tty_ && !json_)) return;
     thread_ = std::thread([this] { run(); });
   }
@@ -144,7 +146,8 @@ class Reporter {
  private:
   void run() {
     std::unique_lock lock(mutex_);
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(tty_ ? 500 : 1000), [this] { return stopped_; })) draw();
+    const auto period = std::chrono::duration<double>(tty_ ? std::min(interval_, 0.5) : interval_);
+    while (!cv_.wait_for(lock, period, [this] { return stopped_; })) draw();
   }
   void draw() {
     const double t = elapsed();
@@ -178,6 +181,7 @@ class Reporter {
 
   const Progress& p_;
   const bool tty_, json_, quiet_;
+  const double interval_;
   bool drawn_ = false;
   bool stopped_ = false;
   std::mutex mutex_;
@@ -246,6 +250,7 @@ int cmd_warmup(int argc, char** argv) {
   bool metadata_only = false, check = false, evict = false, quiet = false;
   int json = -1;  // -1: JSON when stdout is not a terminal
   uint64_t shard = 0, shards = 1;
+  double progress_interval = 1.0;
   std::vector<std::string> args, list_files;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -285,6 +290,12 @@ int cmd_warmup(int argc, char** argv) {
       json = 1;
     } else if (arg == "--quiet" || arg == "-q") {
       quiet = true;
+    } else if (arg == "--progress-interval") {
+      char* end = nullptr;
+      progress_interval = std::strtod(value("--progress-interval"), &end);
+      if (*end != '\0' || !(progress_interval >= 0.01 && progress_interval <= 3600)) {
+        return fail("--progress-interval: expected 0.01 to 3600 seconds");
+      }
     } else if (!arg.starts_with("-") || arg == "-") {
       args.push_back(arg);
     } else {
@@ -320,6 +331,10 @@ int cmd_warmup(int argc, char** argv) {
     std::fputs(kUsage, stderr);
     return 2;
   }
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
   const bool as_json = json == 1 || (json == -1 && !tty);
   const CacheLayout layout(config.cache_dir);
@@ -364,13 +379,8 @@ int cmd_warmup(int argc, char** argv) {
     }
   }
 
-  struct sigaction sa {};
-  sa.sa_handler = on_interrupt;
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-
   Progress progress;
-  Reporter reporter(progress, tty && !as_json, as_json, quiet);
+  Reporter reporter(progress, tty && !as_json, as_json, quiet, progress_interval);
   std::vector<Failure> failures = missing;
   std::mutex failures_mutex;
   auto add_item = [&](int mount, std::string rel, uint64_t size) {
@@ -495,18 +505,23 @@ int cmd_warmup(int argc, char** argv) {
   } else {
     // More than fits: warm what fits (in listing order) and say so, rather
     // than evict the first files to make room for the last.
+    // A large file's fill reserves whole blocks: plan with what it reserves,
+    // and leave a tenth for other fills and metadata.
     const uint64_t room = cache_room(config);
-    const uint64_t limit = room == UINT64_MAX ? room : room / 100 * 95;
+    const uint64_t limit = room == UINT64_MAX ? room : room / 10 * 9;
+    auto charged = [&](uint64_t size) {
+      return size <= config.whole_file_max ? size : (size + config.block_size - 1) / config.block_size * config.block_size;
+    };
     uint64_t used = 0;
-    for (const Item& item : items) used += item.complete ? item.size : 0;
+    for (const Item& item : items) used += item.complete ? charged(item.size) : 0;
     for (size_t i = 0; i < items.size(); ++i) {
       if (items[i].complete) continue;
-      if (limit != UINT64_MAX && used + items[i].size > limit) {
+      if (limit != UINT64_MAX && used + charged(items[i].size) > limit) {
         ++skipped_files;
         skipped_bytes += items[i].size;
         continue;
       }
-      used += items[i].size;
+      used += charged(items[i].size);
       todo.push_back(i);
       planned_bytes += items[i].size;
     }

@@ -34,16 +34,13 @@ shim=$PWD/build/shim/libdscache.so
 
 echo
 echo "demo: DSCACHE_MOUNTS=$DSCACHE_MOUNTS; dscache warmup /data/demo"
-# Its summary line only, where this warmup has --quiet (else it prints JSON progress lines
-# when stdout is not a terminal).
-warmup_help=$(build/tools/dscache warmup --help 2>&1 || true)
-warmup_args=(); [[ $warmup_help == *--quiet* ]] && warmup_args=(--quiet)
-build/tools/dscache warmup "${warmup_args[@]}" /data/demo
+# A live progress line on a terminal; JSON lines when the output is a pipe or a log.
+build/tools/dscache warmup /data/demo
 
 echo
-echo "demo: LD_PRELOAD=libdscache.so python3 examples/train.py --data /data/demo/train" \
-     "--epochs $epochs --workers $workers"
-LD_PRELOAD=$shim $PY examples/train.py --data /data/demo/train --epochs "$epochs" --workers "$workers"
+echo "demo: dscache run -- python3 examples/train.py --data /data/demo/train --epochs $epochs --workers $workers"
+echo "      (dscache run sets LD_PRELOAD=libdscache.so and prints a summary of the reads at the end)"
+build/tools/dscache run -- $PY examples/train.py --data /data/demo/train --epochs "$epochs" --workers "$workers"
 
 echo
 echo "demo: LD_PRELOAD=libdscache.so python3 examples/train_tar_shards.py --data /data/demo/shards" \
@@ -65,5 +62,6 @@ echo "demo: md5sum --check through the shim: all $(wc -l <"$dir/check.md5") file
 echo
 echo "demo: dscache status"
 build/tools/dscache status
-# `dscache run -- python3 examples/train.py ...` (where the build has it, see docs/cli.md) sets
-# LD_PRELOAD itself and adds a summary of the program's reads; the demo spells LD_PRELOAD out.
+echo
+echo "demo: dscache stats (one second of counters; nothing is reading now)"
+build/tools/dscache stats

@@ -190,9 +190,17 @@ class FetchEngine::Worker {
           ++it;
         }
       }
+      // Demand first; background transfers (warmup) keep to a small share
+      // of the budget while demand is about (in flight, or in the last
+      // second), so that demand requests do not queue behind them at the
+      // server either.
+      now = Clock::now();
+      const bool demand_about = active_ > active_background_ || now - last_demand_ < kDemandWindow;
+      const int background_limit = demand_about ? std::max(2, max_in_flight_ / 8) : max_in_flight_;
       while (active_ < max_in_flight_) {
-        auto& queue = !queues_[0].empty() ? queues_[0] : queues_[1];
-        if (queue.empty()) break;
+        const bool demand = !queues_[0].empty();
+        if (!demand && (queues_[1].empty() || active_background_ >= background_limit)) break;
+        auto& queue = queues_[demand ? 0 : 1];
         Job job = std::move(queue.front());
         queue.pop_front();
         start(std::move(job));
@@ -213,7 +221,16 @@ class FetchEngine::Worker {
         auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(timers_.begin()->first - Clock::now());
         timeout_ms = static_cast<int>(std::clamp<int64_t>(wait.count(), 0, timeout_ms));
       }
-      if (active_ < max_in_flight_ && (!queues_[0].empty() || !queues_[1].empty())) timeout_ms = 0;
+      if (active_ < max_in_flight_ && !queues_[0].empty()) timeout_ms = 0;
+      if (active_ < max_in_flight_ && !queues_[1].empty()) {
+        // Background work held back by recent demand: look again when the window ends.
+        if (active_background_ < background_limit) {
+          timeout_ms = 0;
+        } else if (active_ == active_background_) {
+          auto until = std::chrono::duration_cast<std::chrono::milliseconds>(last_demand_ + kDemandWindow - Clock::now());
+          timeout_ms = static_cast<int>(std::clamp<int64_t>(until.count() + 1, 0, timeout_ms));
+        }
+      }
       curl_multi_poll(multi_, nullptr, 0, timeout_ms, nullptr);
     }
     cancel_everything();
@@ -291,6 +308,11 @@ class FetchEngine::Worker {
     }
     shared_.requests.fetch_add(1, std::memory_order_relaxed);
     ++active_;
+    if (active->job.priority == Priority::background) {
+      ++active_background_;
+    } else {
+      last_demand_ = Clock::now();
+    }
     Active* raw = active.release();
     actives_.push_back(raw);
     curl_multi_add_handle(multi_, easy);
@@ -310,6 +332,7 @@ class FetchEngine::Worker {
     curl_multi_remove_handle(multi_, active->easy);
     actives_.erase(std::find(actives_.begin(), actives_.end(), active));
     --active_;
+    if (active->job.priority == Priority::background) --active_background_;
     long connects = 0;
     curl_easy_getinfo(active->easy, CURLINFO_NUM_CONNECTS, &connects);
     shared_.connections.fetch_add(static_cast<uint64_t>(connects), std::memory_order_relaxed);
@@ -442,6 +465,9 @@ class FetchEngine::Worker {
   std::vector<CURL*> idle_handles_;
   std::vector<Active*> actives_;
   int active_ = 0;
+  int active_background_ = 0;
+  Clock::time_point last_demand_{};
+  static constexpr std::chrono::seconds kDemandWindow{1};
 
   std::mutex mutex_;
   std::vector<Job> incoming_;

@@ -70,6 +70,12 @@ double percent(uint64_t part, uint64_t whole) {
   return whole == 0 ? 100.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);
 }
 
+void print_usage(const Usage& u, const std::string& shown) {
+  std::printf("%10s %10s %6.1f%% %9" PRIu64 "/%-9" PRIu64 " %s\n", human_bytes(static_cast<double>(u.cached)).c_str(),
+              human_bytes(static_cast<double>(u.bytes)).c_str(), percent(u.cached, u.bytes), u.complete, u.files,
+              shown.c_str());
+}
+
 // Sums a mirror directory, listing each through the daemon first (metadata
 // only); prints each directory's line (post-order) unless summary_only.
 Usage walk(const Config& config, ipc::DaemonClient& client, const IndexReader& index, const MountConfig& mount,
@@ -104,9 +110,7 @@ Usage walk(const Config& config, ipc::DaemonClient& client, const IndexReader& i
                summary_only));
   }
   if (!summary_only) {
-    std::printf("%10s %10s %6.1f%% %9" PRIu64 "/%-9" PRIu64 " %s\n", human_bytes(static_cast<double>(u.cached)).c_str(),
-                human_bytes(static_cast<double>(u.bytes)).c_str(), percent(u.cached, u.bytes), u.complete, u.files,
-                shown.c_str());
+    print_usage(u, shown);
   }
   return u;
 }
@@ -212,18 +216,17 @@ int cmd_du(int argc, char** argv) {
       struct stat st {};
       ::lstat(t.mirror.c_str(), &st);
       bool complete = false;
-      const uint64_t size = static_cast<uint64_t>(st.st_size);
-      const uint64_t cached = cached_bytes(index, *t.mount, t.rel, size, &complete);
-      std::printf("%10s %10s %6.1f%% %9d/%-9d %s\n", human_bytes(static_cast<double>(cached)).c_str(),
-                  human_bytes(static_cast<double>(size)).c_str(), percent(cached, size), complete ? 1 : 0, 1,
-                  shown.c_str());
+      Usage u;
+      u.files = 1;
+      u.bytes = static_cast<uint64_t>(st.st_size);
+      u.cached = cached_bytes(index, *t.mount, t.rel, u.bytes, &complete);
+      u.complete = complete ? 1 : 0;
+      print_usage(u, shown);
       continue;
     }
     Usage u = walk(config, client, index, *t.mount, t.mirror, t.rel, shown, summary_only);
     if (summary_only) {
-      std::printf("%10s %10s %6.1f%% %9" PRIu64 "/%-9" PRIu64 " %s\n", human_bytes(static_cast<double>(u.cached)).c_str(),
-                  human_bytes(static_cast<double>(u.bytes)).c_str(), percent(u.cached, u.bytes), u.complete, u.files,
-                  shown.c_str());
+      print_usage(u, shown);
     }
   }
   return status;

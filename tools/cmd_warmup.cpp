@@ -464,13 +464,13 @@ int cmd_warmup(int argc, char** argv) {
                 extra.c_str(), failures.size());
   };
   auto print_failures = [&] {
+    // On stderr always (one line each, for people and logs); as events too in JSON.
     for (const Failure& f : failures) {
       if (as_json) {
         std::printf("{\"event\":\"failed\",\"path\":%s,\"error\":%s}\n", json_string(f.path).c_str(),
                     json_string(f.reason).c_str());
-      } else {
-        std::fprintf(stderr, "dscache warmup: failed: %s: %s\n", f.path.c_str(), f.reason.c_str());
       }
+      std::fprintf(stderr, "dscache warmup: failed: %s: %s\n", f.path.c_str(), f.reason.c_str());
     }
   };
 

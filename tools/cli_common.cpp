@@ -1,5 +1,6 @@
 #include "cli_common.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "cache/mirror.h"
 #include "commands.h"
 #include "index/index_key.h"
 
@@ -68,6 +70,41 @@ int request(const Config& config, ipc::DaemonClient& client, ipc::MessageType ty
     reason = std::strerror(-rc);  // the connection broke (a daemon restart?): once more on a new one
   }
   return EIO;
+}
+
+// Resolves PATH, lists its directory (or its parent's) through the daemon.
+bool resolve_listed(const Config& config, const std::string& path, ipc::DaemonClient& client, ListedPath& t) {
+  MountedPath mp;
+  if (!resolve_mounted(config, path, mp)) return false;
+  t.mount = mp.mount;
+  t.rel = mp.relative;
+  t.mirror = CacheLayout(config.cache_dir).mount_dir(*mp.mount) + (t.rel.empty() ? "" : "/" + t.rel);
+  std::string reason;
+  const std::string parent(t.rel.empty() ? "" : std::string(parent_of(t.rel)));
+  if (int rc = request(config, client, ipc::MessageType::ensure_listed, *t.mount, parent, ipc::kFlagBackground, reason);
+      rc != 0) {
+    fail("%s: %s", path.c_str(), reason.c_str());
+    return false;
+  }
+  struct stat st {};
+  if (::lstat(t.mirror.c_str(), &st) != 0) {
+    fail("%s: no such file or directory", path.c_str());
+    return false;
+  }
+  t.directory = S_ISDIR(st.st_mode);
+  if (t.directory && !t.rel.empty()) {
+    if (int rc = request(config, client, ipc::MessageType::ensure_listed, *t.mount, t.rel, ipc::kFlagBackground, reason);
+        rc != 0) {
+      fail("%s: %s", path.c_str(), reason.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+int usage_error(const char* usage, const char* arg) {
+  std::fprintf(stderr, "dscache: unexpected argument '%s'\n%s", arg, usage);
+  return 2;
 }
 
 bool load_config(Config& config) {

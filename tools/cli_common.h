@@ -36,6 +36,20 @@ uint64_t cached_bytes(const IndexReader& index, const MountConfig& mount, const 
 int request(const Config& config, ipc::DaemonClient& client, ipc::MessageType type, const MountConfig& mount,
             const std::string& rel, uint32_t flags, std::string& reason, uint64_t* value = nullptr);
 
+// A path under a mount, its directory listed (and, for a directory, itself)
+// through the daemon: metadata only, for ls and du.
+struct ListedPath {
+  const MountConfig* mount = nullptr;
+  std::string rel;
+  std::string mirror;  // its place in the mirror
+  bool directory = false;
+};
+// False (with a message) if it is not under a mount or does not exist.
+bool resolve_listed(const Config& config, const std::string& path, ipc::DaemonClient& client, ListedPath& out);
+
+// A usage error: the argument, then the usage text, on stderr; returns 2.
+int usage_error(const char* usage, const char* arg);
+
 // The shared Config is large (it holds every mount): one per process.
 Config& global_config();
 

@@ -1,6 +1,6 @@
-// dscache evict and dscache clear: drop cached bytes. The files stay listed
-// (as placeholders) and are fetched again on their next use; a file a process
-// has open keeps its bytes until it is closed. The walk is warmup's.
+// dscache evict: drops cached bytes. The files stay listed (as placeholders)
+// and are fetched again on their next use; a file a process has open keeps
+// its bytes until it is closed. The walk is warmup's (warmup --evict).
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -41,21 +41,6 @@ int cmd_evict(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   return run_warmup_evict({}, argc, argv);
-}
-
-int cmd_clear(int argc, char** argv) {
-  if (wants_help(argc, argv)) {
-    std::puts("usage: dscache clear [--json] [--quiet]\n\n"
-              "Drops the cached bytes of every file of every mount in DSCACHE_MOUNTS (the namespace\n"
-              "stays). The same as `dscache evict` on each mount's prefix.");
-    return 0;
-  }
-  Config& config = global_config();
-  if (!load_config(config)) return 1;
-  if (config.mount_count == 0) return fail("no mounts in DSCACHE_MOUNTS: nothing to clear");
-  std::vector<std::string> prefixes;
-  for (int i = 0; i < config.mount_count; ++i) prefixes.emplace_back(config.mounts[i].prefix);
-  return run_warmup_evict(prefixes, argc, argv);
 }
 
 }  // namespace dscache::cli

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real, SigV4-checking S3 server on 127.0.0.1 for tests and benchmarks:
+# A real, SigV4-checking S3 server on 127.0.0.1 (or --host) for tests and benchmarks:
 # single-node Ceph (1 monitor, 1 in-memory "memstore" OSD) + radosgw.
 # All state lives under one directory, so instances in different directories
 # can run side by side.
@@ -8,7 +8,7 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 Usage:
-  scripts/s3-server.sh start  [--dir DIR] [--port PORT] [--bucket NAME] [--mem-gib N]
+  scripts/s3-server.sh start  [--dir DIR] [--port PORT] [--bucket NAME] [--mem-gib N] [--host ADDR]
   scripts/s3-server.sh env    [--dir DIR]
   scripts/s3-server.sh stop   [--dir DIR]
   scripts/s3-server.sh status [--dir DIR]
@@ -18,7 +18,9 @@ start: run radosgw on 127.0.0.1 (a free port unless --port) with a random S3 use
   bucket NAME (default dscache-test); print export lines: eval "$(scripts/s3-server.sh start)".
   It also serves HTTPS on a second free port, with a certificate from a throwaway
   per-instance CA (DSCACHE_TEST_S3_HTTPS_ENDPOINT, DSCACHE_TEST_S3_CA_FILE).
-  --mem-gib: in-memory capacity (default 6). If already running: just print the lines.
+  --mem-gib: in-memory capacity (default 6). --host: the IPv4 address radosgw listens on
+  (default 127.0.0.1; e.g. an address inside a network namespace, for a start run under
+  `ip netns exec`; the Ceph daemons stay on 127.0.0.1). If already running: just print the lines.
 env: print them again. stop: stop it and delete DIR. status: exit 0 if it answers HTTP(S).
 DIR defaults to $DSCACHE_S3_DIR or /tmp/dscache-s3-server.
 EOF
@@ -32,13 +34,14 @@ log() { printf 's3-server: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 CMD=${1:-}; [ $# -gt 0 ] && shift
-DIR=${DSCACHE_S3_DIR:-/tmp/dscache-s3-server} PORT='' BUCKET=dscache-test MEM_GIB=6
+DIR=${DSCACHE_S3_DIR:-/tmp/dscache-s3-server} PORT='' BUCKET=dscache-test MEM_GIB=6 HOST=127.0.0.1
 while [ $# -gt 0 ]; do
   case $1 in
     --dir) DIR=${2:?--dir needs a value}; shift 2 ;;
     --port) PORT=${2:?--port needs a value}; shift 2 ;;
     --bucket) BUCKET=${2:?--bucket needs a value}; shift 2 ;;
     --mem-gib) MEM_GIB=${2:?--mem-gib needs a value}; shift 2 ;;
+    --host) HOST=${2:?--host needs a value}; shift 2 ;;
     -h|--help) usage >&3; exit 0 ;;
     *) usage; die "unknown argument: $1" ;;
   esac
@@ -142,7 +145,8 @@ rand() { local s; s=$(head -c 4096 /dev/urandom | tr -dc "$1"); echo "${s:0:$2}"
 # CN; strict verifiers (OpenSSL X509_STRICT, webpki) want the CA's
 # basicConstraints/keyUsage and the key identifiers. 30 days outlives any test run.
 make_tls() {
-  local t=$DIR/tls log=$1
+  local t=$DIR/tls log=$1 san_extra=''
+  [ "$HOST" = 127.0.0.1 ] || san_extra=",IP:$HOST"
   (
     umask 077   # private keys
     mkdir -p "$t"
@@ -154,7 +158,7 @@ make_tls() {
     openssl req -new -key "$t/server.key" -subj '/CN=localhost' |
       openssl x509 -req -CA "$t/ca.pem" -CAkey "$t/ca.key" -days 30 -out "$t/server.pem" -extfile <(
         printf '%s\n' 'basicConstraints=critical,CA:FALSE' 'keyUsage=critical,digitalSignature' \
-          'extendedKeyUsage=serverAuth' 'subjectAltName=IP:127.0.0.1,DNS:localhost' \
+          'extendedKeyUsage=serverAuth' "subjectAltName=IP:127.0.0.1,DNS:localhost${san_extra}" \
           'subjectKeyIdentifier=hash' 'authorityKeyIdentifier=keyid')
     # Nothing else is ever to be signed by this CA.
     rm -f -- "$t/ca.key"
@@ -166,6 +170,7 @@ start() {
   [[ $MEM_GIB =~ ^[1-9][0-9]*$ ]] || die "--mem-gib must be a positive integer"
   [[ -z $PORT || $PORT =~ ^[1-9][0-9]{0,4}$ ]] || die "--port must be a port number"
   [[ $BUCKET =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] || die "invalid bucket name: $BUCKET"
+  [[ $HOST =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]] || die "--host must be an IPv4 address"
   if [ -f "$DIR/env" ] && daemons_up; then
     # A busy server may answer slowly; never kill an instance that may be in use.
     answers "$(env_var AWS_ENDPOINT_URL)" 15 || die "instance in $DIR runs but does not answer HTTP; stop it first"
@@ -233,7 +238,7 @@ mon max pg per osd = 1000
 debug ms = 0/0
 [client.rgw.local]
 # tcp_nodelay: without it ~25% of small GETs stall ~40 ms (Nagle + delayed ACK).
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port ssl_endpoint=127.0.0.1:$tls_port ssl_certificate=$DIR/tls/server.pem ssl_private_key=$DIR/tls/server.key tcp_nodelay=1
+rgw frontends = beast endpoint=$HOST:$rgw_port ssl_endpoint=$HOST:$tls_port ssl_certificate=$DIR/tls/server.pem ssl_private_key=$DIR/tls/server.key tcp_nodelay=1
 rgw data = $DIR/rgw
 rgw dns name = localhost
 rgw max put size = 5368709120
@@ -258,9 +263,9 @@ EOF
   run_to "$L/osd.out" ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$osd_uuid" || fail "ceph-osd --mkfs" "$L/osd.out"
   run_to "$L/osd.out" ceph-osd -c "$CONF" -i 0 || fail "starting ceph-osd" "$L/osd.0.log"
   run_to "$L/rgw.out" radosgw -c "$CONF" -n client.rgw.local || fail "starting radosgw" "$L/client.rgw.local.log"
-  log "waiting for radosgw on 127.0.0.1:$rgw_port (mon port $mon_port)"
+  log "waiting for radosgw on $HOST:$rgw_port (mon port $mon_port)"
   local deadline=$((SECONDS + 45))
-  until answers "http://127.0.0.1:$rgw_port" 2; do
+  until answers "http://$HOST:$rgw_port" 2; do
     [ $SECONDS -lt $deadline ] || fail "radosgw not answering HTTP after 45 s" "$L/client.rgw.local.log"
     daemon_pid ceph-mon >/dev/null || fail "ceph-mon died" "$L/mon.a.log"
     daemon_pid ceph-osd >/dev/null || fail "ceph-osd died" "$L/osd.0.log"
@@ -270,9 +275,9 @@ EOF
   # Same frontend, so the TLS listener is bound by now; this catches a
   # certificate radosgw serves but clients reject (name, chain, expiry).
   code=$(curl -sS -o /dev/null -m 10 --cacert "$ca" -w '%{http_code}' \
-    "https://127.0.0.1:$tls_port/" 2>"$L/https-check.log") || true
+    "https://$HOST:$tls_port/" 2>"$L/https-check.log") || true
   [ "${code:-000}" != 000 ] ||
-    fail "radosgw not answering HTTPS on 127.0.0.1:$tls_port ($(head -n1 "$L/https-check.log"))" \
+    fail "radosgw not answering HTTPS on $HOST:$tls_port ($(head -n1 "$L/https-check.log"))" \
       "$L/client.rgw.local.log"
   key=DSCT$(rand 'A-Z0-9' 16); secret=$(rand 'A-Za-z0-9' 40)
   timeout 60 radosgw-admin -c "$CONF" user create --uid=dscache-test --display-name=dscache-test \
@@ -280,23 +285,23 @@ EOF
     fail "radosgw-admin user create" "$L/radosgw-admin.log"
   code=$(curl -sS -m 30 -o "$L/create-bucket.log" -w '%{http_code}' -X PUT \
     --aws-sigv4 aws:amz:us-east-1:s3 --user "$key:$secret" \
-    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "http://127.0.0.1:$rgw_port/$BUCKET" 2>"$L/curl.err") || true
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "http://$HOST:$rgw_port/$BUCKET" 2>"$L/curl.err") || true
   cat "$L/curl.err" >>"$L/create-bucket.log"
   [ "$code" = 200 ] || fail "creating bucket $BUCKET (HTTP $code)" "$L/create-bucket.log"
   {
-    echo "export AWS_ENDPOINT_URL=$(q "http://127.0.0.1:$rgw_port")"
+    echo "export AWS_ENDPOINT_URL=$(q "http://$HOST:$rgw_port")"
     echo "export AWS_ACCESS_KEY_ID=$(q "$key")"
     echo "export AWS_SECRET_ACCESS_KEY=$(q "$secret")"
     echo "export AWS_REGION='us-east-1'"
-    echo "export DSCACHE_TEST_S3_ENDPOINT=$(q "http://127.0.0.1:$rgw_port")"
+    echo "export DSCACHE_TEST_S3_ENDPOINT=$(q "http://$HOST:$rgw_port")"
     echo "export DSCACHE_TEST_S3_BUCKET=$(q "$BUCKET")"
     echo "export DSCACHE_TEST_S3_DIR=$(q "$DIR")"
-    echo "export DSCACHE_TEST_S3_HTTPS_ENDPOINT=$(q "https://127.0.0.1:$tls_port")"
+    echo "export DSCACHE_TEST_S3_HTTPS_ENDPOINT=$(q "https://$HOST:$tls_port")"
     echo "export DSCACHE_TEST_S3_CA_FILE=$(q "$ca")"
   } >"$DIR/env.tmp"
   mv "$DIR/env.tmp" "$DIR/env"   # atomic: `running` must never see half a file
   STARTING=''
-  log "up on http://127.0.0.1:$rgw_port and https://127.0.0.1:$tls_port in $((SECONDS - t0)) s (state in $DIR)"
+  log "up on http://$HOST:$rgw_port and https://$HOST:$tls_port in $((SECONDS - t0)) s (state in $DIR)"
   cat "$DIR/env" >&3
 }
 

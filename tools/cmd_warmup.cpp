@@ -139,6 +139,7 @@ class Reporter {
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
     if (tty_ && drawn_) std::fputs("\r\033[K", stdout);
+    drawn_ = false;  // once: stop() runs again from the destructor
     std::fflush(stdout);
   }
   double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }

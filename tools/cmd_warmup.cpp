@@ -498,7 +498,7 @@ int cmd_warmup(int argc, char** argv) {
 
   // Phase 2: fetch (or evict).
   std::deque<size_t> todo;
-  uint64_t planned_bytes = 0, skipped_files = 0, skipped_bytes = 0;
+  uint64_t skipped_files = 0, skipped_bytes = 0;
   if (evict) {
     for (size_t i = 0; i < items.size(); ++i) {
       if (items[i].cached > 0) todo.push_back(i);
@@ -524,7 +524,6 @@ int cmd_warmup(int argc, char** argv) {
       }
       used += charged(items[i].size);
       todo.push_back(i);
-      planned_bytes += items[i].size;
     }
     if (skipped_files > 0) {
       std::fprintf(stderr,
@@ -537,15 +536,12 @@ int cmd_warmup(int argc, char** argv) {
                    human_bytes(static_cast<double>(skipped_bytes)).c_str());
     }
   }
-  progress.files_done.store(cached_files);
-  progress.bytes_done.store(bytes_cached);
-  if (evict) {
-    progress.files_done.store(0);
-    progress.bytes_done.store(0);
-  }
+  progress.files_done.store(evict ? 0 : cached_files);
+  progress.bytes_done.store(evict ? 0 : bytes_cached);
 
+  // Failures so far (missing arguments, listings) stay; fetch failures may clear on the second pass.
+  const std::vector<Failure> listing_failures = failures;
   std::vector<size_t> failed_items;
-  std::mutex failed_mutex;
   auto fetch = [&](ipc::DaemonClient& client, size_t& index_of, std::vector<size_t>&) {
     Item& item = items[index_of];
     const MountConfig& m = config.mounts[item.mount];
@@ -553,12 +549,8 @@ int cmd_warmup(int argc, char** argv) {
     int rc = request(config, client, evict ? ipc::MessageType::evict : ipc::MessageType::complete_file, m, item.rel,
                      ipc::kFlagBackground, reason);
     if (rc != 0) {
-      std::lock_guard lock(failed_mutex);
+      std::lock_guard lock(failures_mutex);
       failed_items.push_back(index_of);
-      item.cached = 0;
-      item.complete = false;
-      // The reason is kept in the path slot's failure record below.
-      std::lock_guard lock2(failures_mutex);
       failures.push_back(Failure{std::string(m.prefix) + "/" + item.rel, reason});
       progress.files_failed.fetch_add(1);
       return;
@@ -573,7 +565,7 @@ int cmd_warmup(int argc, char** argv) {
     // on each): transient trouble often clears; what fails again is reported.
     std::deque<size_t> again(failed_items.begin(), failed_items.end());
     failed_items.clear();
-    failures = missing;
+    failures = listing_failures;
     progress.files_failed.store(0);
     ok = run_pool(config, std::min<int>(concurrency, 8), std::move(again), fetch);
   }
@@ -590,7 +582,7 @@ int cmd_warmup(int argc, char** argv) {
                   static_cast<double>(fetched) / std::max(seconds, 1e-3), skipped_files, interrupted ? "true" : "false");
     summary_json(evict ? "evicted" : "done", seconds, extra);
   } else if (evict) {
-    std::printf("evict: %zu files, %s dropped from the cache in %.1f s%s\n", todo.size() - failures.size(),
+    std::printf("evict: %" PRIu64 " files, %s dropped from the cache in %.1f s%s\n", progress.files_done.load(),
                 human_bytes(static_cast<double>(progress.bytes_done.load())).c_str(), seconds,
                 interrupted ? " (interrupted)" : "");
   } else {

@@ -65,6 +65,7 @@ class Server {
   const Config& config_;
   std::unique_ptr<CacheManager> cache_;
   int epoll_fd_ = -1;
+  std::vector<std::thread> verifiers_;  // fsck runs, joined before the server goes
   int listen_fd_ = -1;
   int event_fd_ = -1;
   std::map<uint64_t, Connection> connections_;
@@ -241,7 +242,7 @@ void Server::dispatch(Connection& c, const ipc::MessageHeader& header, const cha
       // Reads every cached byte: off the event loop. The reply carries the
       // summary; each bad file is in the log.
       const bool repair = (request.flags & ipc::kFlagRepair) != 0;
-      std::thread([this, conn, rid, repair] {
+      verifiers_.emplace_back([this, conn, rid, repair] {
         std::string report;
         const uint64_t bad = cache_->verify_all(repair, &report);
         size_t start = 0;
@@ -257,7 +258,7 @@ void Server::dispatch(Connection& c, const ipc::MessageHeader& header, const cha
                     summary;
         }
         complete(conn, rid, {}, bad, summary);
-      }).detach();
+      });
       return;
     }
     default: return complete(conn, rid, Status::error(EPROTO, "unknown request type " + std::to_string(header.type)));
@@ -313,6 +314,7 @@ int Server::run(int listen_fd, int signal_fd) {
   }
   // Let fills in flight finish (bounded), so their bytes are not wasted.
   for (int i = 0; i < 300 && !cache_->idle(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (std::thread& t : verifiers_) t.join();
   cache_->shutdown();
   for (auto& [id, c] : connections_) ::close(c.fd);
   connections_.clear();

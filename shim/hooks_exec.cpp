@@ -24,15 +24,20 @@ bool collect_args(const char* first, va_list args, char** argv) {
   return false;
 }
 
+// Before any exec or spawn from the program: partial files completed, and
+// the environment it passes keeps the shim's settings.
+char* const* before_exec(char* const* envp) {
+  if (t_depth != 0 || !active()) return envp;
+  complete_all();
+  return exec_environment(envp);
+}
+
 }  // namespace
 
 extern "C" {
 
 __attribute__((visibility("default"))) int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
-  if (t_depth == 0 && active()) {
-    complete_all();
-    envp = exec_environment(envp);
-  }
+  envp = before_exec(envp);
   return REAL(execve)(path, argv, envp);
 }
 __attribute__((visibility("default"))) int execv(const char* path, char* const argv[]) noexcept {
@@ -44,37 +49,25 @@ __attribute__((visibility("default"))) int execvp(const char* file, char* const 
   return REAL(execvp)(file, argv);
 }
 __attribute__((visibility("default"))) int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
-  if (t_depth == 0 && active()) {
-    complete_all();
-    envp = exec_environment(envp);
-  }
+  envp = before_exec(envp);
   return REAL(execvpe)(file, argv, envp);
 }
 __attribute__((visibility("default"))) int fexecve(int fd, char* const argv[], char* const envp[]) noexcept {
-  if (t_depth == 0 && active()) {
-    complete_all();
-    envp = exec_environment(envp);
-  }
+  envp = before_exec(envp);
   return REAL(fexecve)(fd, argv, envp);
 }
 __attribute__((visibility("default"))) int posix_spawn(pid_t* pid, const char* path,
                                                        const posix_spawn_file_actions_t* actions,
                                                        const posix_spawnattr_t* attr, char* const argv[],
                                                        char* const envp[]) {
-  if (t_depth == 0 && active()) {
-    complete_all();
-    envp = exec_environment(envp);
-  }
+  envp = before_exec(envp);
   return REAL(posix_spawn)(pid, path, actions, attr, argv, envp);
 }
 __attribute__((visibility("default"))) int posix_spawnp(pid_t* pid, const char* file,
                                                         const posix_spawn_file_actions_t* actions,
                                                         const posix_spawnattr_t* attr, char* const argv[],
                                                         char* const envp[]) {
-  if (t_depth == 0 && active()) {
-    complete_all();
-    envp = exec_environment(envp);
-  }
+  envp = before_exec(envp);
   return REAL(posix_spawnp)(pid, file, actions, attr, argv, envp);
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "cache/cache_manager.h"
 #include "cache/fill_sink.h"
@@ -110,13 +111,26 @@ void CacheManager::request_blocks(Mount& mount, const std::string& path, uint64_
     return;
   }
 
-  std::vector<std::pair<uint64_t, uint64_t>> runs;
+  // Runs to start now: (first, last, counted against the bulk budget).
+  std::vector<std::tuple<uint64_t, uint64_t, bool>> start;
   bool ready = false;
   {
     std::lock_guard lock(mutex_);
     BlockState& state = blocks_[key];
     ready = IndexReader::blocks_present(*record, first, last);
     if (!ready) state.waiters.push_back(BlockWaiter{first, last, reply});
+    if (priority == Priority::demand && !bulk_queue_.empty()) {
+      // A reader waits on these blocks: queued background runs of them go now.
+      for (auto it = bulk_queue_.begin(); it != bulk_queue_.end();) {
+        if (it->key == key && it->first <= readahead_last && it->last >= first) {
+          start.emplace_back(it->first, it->last, false);
+          it = bulk_queue_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    std::vector<std::pair<uint64_t, uint64_t>> runs;
     const uint64_t per_run = std::max<uint64_t>(1, kMaxRunBytes / config_.block_size);
     for (uint64_t b = first; b <= readahead_last; ++b) {
       if (IndexReader::blocks_present(*record, b, b) || state.in_flight.count(b) != 0) continue;
@@ -128,14 +142,41 @@ void CacheManager::request_blocks(Mount& mount, const std::string& path, uint64_
       state.in_flight.insert(b);
     }
     if (!runs.empty()) in_flight_ += static_cast<int>(runs.size());
+    // Demand runs start at once. Background runs (warmup, auto-warm) share
+    // DSCACHE_FILL_STREAMS: a few streams fill a link; dozens of parallel
+    // ranges only overflow its queues (measured in docs/benchmarks.md).
+    for (auto [a, b] : runs) {
+      if (priority == Priority::demand) {
+        start.emplace_back(a, b, false);
+      } else if (bulk_in_flight_ < config_.fill_streams) {
+        ++bulk_in_flight_;
+        start.emplace_back(a, b, true);
+      } else {
+        bulk_queue_.push_back(QueuedRun{&mount, path, key, slot_index, a, b});
+      }
+    }
   }
   index_->reader().touch(slot_index, index_->now_access_stamp());
   if (ready) reply({});
-  for (auto [a, b] : runs) fetch_block_run(mount, path, key, slot_index, a, b, priority);
+  for (auto [a, b, bulk] : start) fetch_block_run(mount, path, key, slot_index, a, b, priority, bulk);
+}
+
+void CacheManager::bulk_run_done() {
+  QueuedRun next;
+  {
+    std::lock_guard lock(mutex_);
+    if (bulk_queue_.empty()) {
+      --bulk_in_flight_;
+      return;
+    }
+    next = std::move(bulk_queue_.front());  // takes over the finished run's stream
+    bulk_queue_.pop_front();
+  }
+  fetch_block_run(*next.mount, next.path, next.key, next.slot_index, next.first, next.last, Priority::background, true);
 }
 
 void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
-                                   uint64_t first, uint64_t last, Priority priority) {
+                                   uint64_t first, uint64_t last, Priority priority, bool bulk) {
   SlotSnapshot slot;
   index_->reader().read(slot_index, slot);
   const BlockRecord* record = index_->reader().block_record(slot.aux);
@@ -157,13 +198,19 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
     fd = state.writer_fd;
   }
   if (fd < 0 || record == nullptr) {
-    return blocks_arrived(mount, path, key, slot_index, first, last, generation,
-                          Status::error(fd < 0 ? errno : EIO, mirror_path(mount, path) + ": cannot open for filling"), {});
+    int err = fd < 0 ? errno : EIO;
+    blocks_arrived(mount, path, key, slot_index, first, last, generation,
+                   Status::error(err, mirror_path(mount, path) + ": cannot open for filling"), {});
+    // Through the pool: a queue of runs that all fail at once must not recurse.
+    if (bulk) pool_->post([this] { bulk_run_done(); }, true);
+    return;
   }
   if (first == 0) note_miss(slot);  // one miss per file, not per block run
   if (!make_room((last - first + 1) * config_.block_size)) {
-    return blocks_arrived(mount, path, key, slot_index, first, last, generation,
-                          Status::error(ENOSPC, "the cache is full and nothing in it can be evicted"), {});
+    blocks_arrived(mount, path, key, slot_index, first, last, generation,
+                   Status::error(ENOSPC, "the cache is full and nothing in it can be evicted"), {});
+    if (bulk) pool_->post([this] { bulk_run_done(); }, true);
+    return;
   }
   const uint64_t offset = first * config_.block_size;
   const uint64_t length = std::min(slot.size, (last + 1) * config_.block_size) - offset;
@@ -176,9 +223,9 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
   FillSink& sink_ref = *sink;
   mount.store->get_async(
       path, request, sink_ref, priority,
-      [this, &mount, path, key, slot_index, first, last, length, sink, generation, priority](Result<GetResult> result) {
+      [this, &mount, path, key, slot_index, first, last, length, sink, generation, priority, bulk](Result<GetResult> result) {
         pool_->post(
-            [this, &mount, path, key, slot_index, first, last, length, sink, generation, result = std::move(result)] {
+            [this, &mount, path, key, slot_index, first, last, length, sink, generation, bulk, result = std::move(result)] {
               Status status = sink->finish();
               if (!result.ok()) status = result.status();
               if (status.ok() && result->length != length) {
@@ -193,6 +240,7 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
               if (sink->in_order()) sums = sink->segment_checksums();
               blocks_arrived(mount, path, key, slot_index, first, last, generation, status, sums);
               release((last - first + 1) * config_.block_size);
+              if (bulk) bulk_run_done();
             },
             priority == Priority::background);
       });

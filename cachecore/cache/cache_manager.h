@@ -139,8 +139,11 @@ class CacheManager {
   // cache_blocks.cpp
   void request_blocks(Mount& mount, const std::string& path, uint64_t slot_index, const SlotSnapshot& slot,
                       uint64_t first, uint64_t last, uint64_t readahead_last, Priority priority, Reply reply);
+  // `bulk`: a background run counted against DSCACHE_FILL_STREAMS; its end
+  // starts the next queued one.
   void fetch_block_run(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
-                       uint64_t first, uint64_t last, Priority priority);
+                       uint64_t first, uint64_t last, Priority priority, bool bulk);
+  void bulk_run_done();
   // `sums`: the blocks' checksums if the fetch computed them on the way.
   void blocks_arrived(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
                       uint64_t first, uint64_t last, uint32_t generation, Status status,
@@ -195,6 +198,17 @@ class CacheManager {
   std::unordered_map<IndexKey, std::vector<Reply>, IndexKeyHash> listing_waiters_;
   std::unordered_map<IndexKey, std::vector<Reply>, IndexKeyHash> fill_waiters_;
   std::unordered_map<IndexKey, BlockState, IndexKeyHash> blocks_;
+  // Background block runs beyond DSCACHE_FILL_STREAMS wait here, in order
+  // (their blocks are already marked in flight). A demand request for one of
+  // them starts it at once.
+  struct QueuedRun {
+    Mount* mount = nullptr;
+    std::string path;
+    IndexKey key;
+    uint64_t slot_index = 0, first = 0, last = 0;
+  };
+  std::deque<QueuedRun> bulk_queue_;
+  uint64_t bulk_in_flight_ = 0;
   std::unordered_map<IndexKey, std::multiset<uint64_t>, IndexKeyHash> pins_;
   // Files holding data, for sampled LRU eviction (the index has no paths).
   std::vector<CachedFile> cached_;

@@ -263,6 +263,7 @@ bool parse_config(Config& out, const char* (*lookup)(const char* name), char* er
   out.whole_file_max = 64 * kMiB;
   out.meta_ttl_ns = int64_t{86400} * 1'000'000'000;
   out.readahead = 64 * kMiB;
+  out.fill_streams = 8;
   out.idle_timeout_ns = int64_t{600} * 1'000'000'000;
   out.auto_warm = false;
   out.lru_only = false;
@@ -295,6 +296,7 @@ bool parse_config(Config& out, const char* (*lookup)(const char* name), char* er
       {"DSCACHE_BLOCK_SIZE", &out.block_size, 64 * kKiB, 256 * kMiB, true, "expected a power of two from 64K to 256M"},
       {"DSCACHE_WHOLE_FILE_MAX", &out.whole_file_max, 0, 16 * kGiB, false, "expected a size from 0 to 16G"},
       {"DSCACHE_READAHEAD", &out.readahead, 0, 4 * kGiB, false, "expected a size from 0 to 4G"},
+      {"DSCACHE_FILL_STREAMS", &out.fill_streams, 1, 1024, false, "expected a count from 1 to 1024"},
       {"DSCACHE_INDEX_ENTRIES", &out.index_entries, 1024, uint64_t{1} << 32, false,
        "expected a count from 1K to 4G (rounded up to a power of two)"},
   };

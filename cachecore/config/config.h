@@ -35,6 +35,7 @@ struct Config {
   uint64_t whole_file_max;         // objects up to this size are fetched whole at open()
   int64_t meta_ttl_ns;             // listings older than this are refreshed; INT64_MAX: never
   uint64_t readahead;              // the most a sequential reader's window grows to
+  uint64_t fill_streams;           // ranged GETs at once for large files' background (warmup) fills
   int64_t idle_timeout_ns;         // an idle daemon exits after this; INT64_MAX: never
   bool auto_warm;                  // warm a whole mount in the background after its first miss
   bool lru_only;                   // DSCACHE_EVICTION=lru: never switch to keeping the resident set

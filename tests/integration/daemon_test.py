@@ -27,6 +27,8 @@ DSCACHE = os.path.abspath(sys.argv[1])
 WORK = os.path.abspath(sys.argv[2])
 BUCKET = os.environ["DSCACHE_TEST_S3_BUCKET"]
 ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
+# In a sanitizer build: the runtime that must come first in LD_PRELOAD.
+PRELOAD_FIRST = os.environ.get("DSCACHE_TEST_PRELOAD_FIRST", "")
 
 
 def small_size(i):
@@ -34,12 +36,16 @@ def small_size(i):
 
 
 class CountingProxy:
-    """Forwards HTTP to the real store and records each GET's path and Range."""
+    """Forwards HTTP to the real store and records each GET's path and Range,
+    and for ranged GETs when each arrived and when its answer was written
+    (`ranged`: [Range, arrived, answered]). With `delay`, each ranged GET waits
+    that long before it is forwarded."""
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, delay=0.0):
         host, port = upstream.split("//")[1].split(":")
         self.gets = {}
         self.lock = threading.Lock()
+        self.ranged = []
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -49,10 +55,21 @@ class CountingProxy:
                 pass
 
             def forward(self):
+                ranged = self.command == "GET" and "Range" in self.headers
                 if self.command == "GET":
                     with proxy.lock:
                         path = self.path.split("?")[0]
                         proxy.gets.setdefault(path, []).append(self.headers.get("Range", ""))
+                if ranged:
+                    event = [self.headers["Range"], time.monotonic(), None]
+                    with proxy.lock:
+                        proxy.ranged.append(event)
+                    time.sleep(delay)
+                self.relay()
+                if ranged:
+                    event[2] = time.monotonic()
+
+            def relay(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length) if length else None
                 conn = http.client.HTTPConnection(host, int(port), timeout=60)
@@ -63,7 +80,9 @@ class CountingProxy:
                 for k, v in resp.getheaders():
                     if k.lower() not in ("content-length", "connection", "transfer-encoding"):
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                # A HEAD's length is the object's, not its (empty) body's.
+                length = resp.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
@@ -223,6 +242,53 @@ def test_single_flight_across_processes():
         proxy.stop()
 
 
+def test_fill_streams_bound_a_warmup_but_not_a_reader():
+    """DSCACHE_FILL_STREAMS caps a warmup's ranged GETs at once; a reader
+    whose blocks are queued behind the warmup gets them fetched at once."""
+    key, size = "medium/24m.bin", 24 << 20  # 24 blocks of 1 MiB: 3 runs of 8 MiB
+    runs = ["bytes=%d-%d" % (i << 23, ((i + 1) << 23) - 1) for i in range(3)]
+    proxy = CountingProxy(ENDPOINT, delay=2.0)
+    try:
+        cache = Cache("streams", endpoint=proxy.url, whole_file_max="8M", block_size="1M", fill_streams=1)
+        cache.run("warmup", "--metadata-only", "/data/it/medium")
+        w = cache.spawn("warmup", "/data/it/" + key)
+        deadline = time.time() + 60
+        while not proxy.ranged and time.time() < deadline:
+            time.sleep(0.01)
+        assert proxy.ranged, "the warmup's first ranged GET never reached the store: %s" % (w.communicate(),)
+        # The reader's block 20 lies in the last run, queued behind the second.
+        e = dict(cache.env, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
+        if PRELOAD_FIRST:
+            e["LD_PRELOAD"] = PRELOAD_FIRST
+        # (pread: dd would dup2 the fd, and a dup'd partial file is completed first.)
+        reader = "import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); sys.stdout.buffer.write(os.pread(fd, 1 << 20, 20 << 20))"
+        r = subprocess.run([DSCACHE, "run", "--quiet", "--", "/usr/bin/python3", "-c", reader, "/data/it/" + key],
+                           env=e, capture_output=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == content(key, size)[20 << 20:21 << 20], "the reader got wrong bytes"
+        out, err = w.communicate(timeout=300)
+        assert w.returncode == 0, err
+        cache.check_file(key, size)
+        got = {rng: (arrived, answered) for rng, arrived, answered in proxy.ranged}
+        order = [rng for rng, _, _ in proxy.ranged]
+        # The reader's run jumped the queue; the warmup's second run waited for its first.
+        assert order == [runs[0], runs[2], runs[1]], proxy.ranged
+        assert got[runs[1]][0] >= got[runs[0]][1], "two warmup runs at once with DSCACHE_FILL_STREAMS=1"
+        cache.stop()
+
+        # With room for 8 streams the same warmup sends all 3 runs before the first is answered.
+        proxy.ranged.clear()
+        wide = Cache("streams-wide", endpoint=proxy.url, whole_file_max="8M", block_size="1M", fill_streams=8)
+        wide.run("warmup", "/data/it/" + key)
+        wide.check_file(key, size)
+        got = {rng: (arrived, answered) for rng, arrived, answered in proxy.ranged}
+        assert sorted(got) == sorted(runs), proxy.ranged
+        assert max(a for a, _ in got.values()) < min(b for _, b in got.values()), proxy.ranged
+        wide.stop()
+    finally:
+        proxy.stop()
+
+
 def test_kill9_during_fills_then_byte_exact():
     cache = Cache("kill9", whole_file_max="8M", block_size="1M")
     keys = [("small/obj-%04d.bin" % i, small_size(i)) for i in range(150)] + [("medium/24m.bin", 24 << 20)]
@@ -320,6 +386,7 @@ def test_bad_configuration_is_one_clear_line():
 TESTS = [
     test_start_on_demand_one_daemon_idle_exit,
     test_single_flight_across_processes,
+    test_fill_streams_bound_a_warmup_but_not_a_reader,
     test_kill9_during_fills_then_byte_exact,
     test_eviction_keeps_capacity_and_open_files_keep_bytes,
     test_replaced_object_seen_after_ttl,

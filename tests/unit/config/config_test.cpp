@@ -99,6 +99,8 @@ TEST_CASE("malformed values are one error naming the variable and the expected f
                  Case{"DSCACHE_IDLE_TIMEOUT", "5 min", "duration"},
                  Case{"DSCACHE_AUTO_WARM", "maybe", "expected 1 or 0"},
                  Case{"DSCACHE_INDEX_ENTRIES", "12", "from 1K"},
+                 Case{"DSCACHE_FILL_STREAMS", "0", "from 1 to 1024"},
+                 Case{"DSCACHE_FILL_STREAMS", "many", "from 1 to 1024"},
                  Case{"DSCACHE_EVICTION", "fifo", "expected auto or lru"}}) {
     CAPTURE(c.name);
     CAPTURE(c.value);
@@ -145,6 +147,7 @@ TEST_CASE("settings within range are taken, index entries round up to a power of
            {"DSCACHE_READAHEAD", "256M"},
            {"DSCACHE_IDLE_TIMEOUT", "30s"},
            {"DSCACHE_AUTO_WARM", "yes"},
+           {"DSCACHE_FILL_STREAMS", "32"},
            {"DSCACHE_INDEX_ENTRIES", "3000000"}};
   REQUIRE(parse(g_config).empty());
   CHECK(g_config.cache_size == uint64_t{500} << 30);
@@ -155,5 +158,6 @@ TEST_CASE("settings within range are taken, index entries round up to a power of
   CHECK(g_config.readahead == 256u << 20);
   CHECK(g_config.idle_timeout_ns == int64_t{30} * 1'000'000'000);
   CHECK(g_config.auto_warm);
+  CHECK(g_config.fill_streams == 32);
   CHECK(g_config.index_entries == uint64_t{1} << 22);
 }

@@ -87,15 +87,19 @@ uint64_t FillWriter::bytes_written() const {
 
 void FillWriter::write(int fd, uint64_t offset, Buffer buffer, std::function<void(Status)> done) {
   auto* request = new Request{fd, offset, buffer, 0, std::move(done)};
+  bool wake = false;
   {
     std::lock_guard lock(mutex_);
+    // The writer takes what is pending before it sleeps (or has writes in
+    // the ring, whose completions wake it): only an empty queue needs a wake-up.
+    wake = pending_.empty();
     pending_.push_back(request);
     ++in_flight_;
   }
-  if (ring_) {
+  if (ring_ && wake) {
     uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof one);
-  } else {
+  } else if (!ring_) {
     pool_cv_.notify_all();
   }
 }

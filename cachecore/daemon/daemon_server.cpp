@@ -84,12 +84,17 @@ constexpr uint64_t kSignalTag = ~uint64_t{0} - 2;
 void Server::complete(uint64_t connection, uint32_t request_id, const Status& status, uint64_t value,
                       std::string text) {
   if (!status.ok()) text = status.message();
+  bool wake = false;
   {
     std::lock_guard lock(completions_mutex_);
+    // The loop takes the whole queue at once: only the first completion of a batch needs to wake it.
+    wake = completions_.empty();
     completions_.push_back(Completion{connection, request_id, status.code(), value, std::move(text)});
   }
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof one);
+  if (wake) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof one);
+  }
 }
 
 void Server::drain_completions() {
@@ -100,15 +105,18 @@ void Server::drain_completions() {
     std::lock_guard lock(completions_mutex_);
     ready.swap(completions_);
   }
+  // Replies to one client go out in one send.
+  std::vector<Connection*> touched;
   for (Completion& done : ready) {
     auto it = connections_.find(done.connection);
     if (it == connections_.end()) continue;  // the client left; nothing to answer
     char buffer[ipc::kMaxMessage];
     size_t len = ipc::encode_reply(buffer, done.request_id, done.error, done.value, done.text.data(),
                                    std::min(done.text.size(), ipc::kMaxReplyText * 6));
+    if (it->second.out.empty()) touched.push_back(&it->second);
     it->second.out.append(buffer, len);
-    flush(it->second);
   }
+  for (Connection* c : touched) flush(*c);
 }
 
 void Server::flush(Connection& c) {

@@ -14,7 +14,10 @@
 #   - link:     radosgw in one network namespace, the clients in another, joined
 #               by an emulated 20 ms RTT / 1 Gbit/s link (scripts/bench/netlink-up.sh).
 # Tools alternate within each run (the order rotates), RUNS runs each; prints
-# Markdown tables of medians, objects/s (small), MiB/s (large), and ratios.
+# Markdown tables of medians, objects/s (small), MiB/s (large), and ratios, and
+# each tool's CPU time (user + system, its processes and daemons together): on
+# a machine where the server shares the cores, CPU per object is what a tool
+# takes from everyone else.
 # Every peer's copy is checked (file count and bytes) and the run fails loudly
 # otherwise; dscache's cache files are checked to be fully materialized.
 #
@@ -38,14 +41,21 @@ cd "$(dirname "$self")/../.."
 # One measured run of one tool: `warmup.sh __run TOOL WORKLOAD TAG`, run by the
 # main part below, directly or under `ip netns exec` (which gives each call
 # its own mount namespace: an s3fs mount lives and dies within one call).
-# Prints the wall seconds of the transfer alone; exit 1 when the copy is wrong.
+# Prints the wall seconds of the transfer alone and the tool's CPU seconds
+# (user + system); exit 1 when the copy is wrong.
 # Everything else comes from the environment the main part exports.
 # ---------------------------------------------------------------------------
 # running PID: it exists and has not exited (a zombie has).
 running() { local st; st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null) && [ "${st:0:1}" != Z ]; }
+# cpu_ticks PID: user + system clock ticks of a live process, all its threads.
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0; }
+# timed FILE CMD...: CMD with its CPU seconds (user + system, waited-for children
+# included) written to FILE.
+timed() { local f=$1; shift; /usr/bin/time -f '%U %S' -o "$f" "$@"; }
+child_cpu() { awk 'NF == 2 && $1 ~ /^[0-9.]+$/ {s = $1 + $2} END {printf "%.3f", s}' "$1" 2>/dev/null || echo 0; }
 run_one() {
-  local tool=$1 workload=$2 tag=$3 count bytes out t0 t1 rc=0
-  local log=$WB_WORK/logs/$tag.log
+  local tool=$1 workload=$2 tag=$3 count bytes out t0 t1 rc=0 extra_ticks=0
+  local log=$WB_WORK/logs/$tag.log cpu_file=$WB_WORK/logs/$tag.cpu
   if [ "$workload" = small ]; then count=$WB_SMALL_COUNT bytes=$WB_SMALL_BYTES
   else count=$WB_LARGE_COUNT bytes=$WB_LARGE_BYTES; fi
   out=$WB_DEST/out-$tag
@@ -61,9 +71,13 @@ run_one() {
       local cache=$WB_DEST/cache-$tag
       t0=$EPOCHREALTIME
       # shellcheck disable=SC2086  # WARMUP_ARGS is a word list
-      DSCACHE_CACHE_DIR=$cache timeout "$WB_TOOL_TIMEOUT" "$WB_DSCACHE" warmup $WB_WARMUP_ARGS \
+      DSCACHE_CACHE_DIR=$cache timed "$cpu_file" timeout "$WB_TOOL_TIMEOUT" "$WB_DSCACHE" warmup $WB_WARMUP_ARGS \
         "/data/wbench/$workload" >"$log" 2>&1 || rc=$?
       t1=$EPOCHREALTIME
+      # The daemon the warmup started (not our child): its CPU before it stops.
+      local dpid
+      dpid=$(cat "$cache/daemon.lock" 2>/dev/null) || dpid=''
+      [ -z "$dpid" ] || extra_ticks=$(cpu_ticks "$dpid")
       DSCACHE_CACHE_DIR=$cache "$WB_DSCACHE" daemon --stop >/dev/null 2>&1 || true
       if [ "$rc" != 0 ]; then
         echo "warmup-bench: dscache warmup exited $rc: $(tail -n 3 "$log")" >&2
@@ -96,9 +110,12 @@ run_one() {
         rm -rf -- "$out"
         return 1
       fi
+      local s3fs0
+      s3fs0=$(cpu_ticks "$pid")
       t0=$EPOCHREALTIME
-      timeout "$WB_TOOL_TIMEOUT" cp -r "$mnt/$workload" "$out/" 2>>"$log" || rc=$?
+      timed "$cpu_file" timeout "$WB_TOOL_TIMEOUT" cp -r "$mnt/$workload" "$out/" 2>>"$log" || rc=$?
       t1=$EPOCHREALTIME
+      extra_ticks=$(( $(cpu_ticks "$pid") - s3fs0 ))
       fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
       # s3fs exits once unmounted (it is our child: a zombie until waited for).
       for _ in $(seq 100); do running "$pid" || break; sleep 0.1; done
@@ -112,7 +129,7 @@ run_one() {
       t0=$EPOCHREALTIME
       # Without AWS_CA_BUNDLE: rclone 1.60 fails to start when it is set ("unable to
       # load custom CA bundle ... unsupported transport"), even for plain http.
-      timeout "$WB_TOOL_TIMEOUT" env -u AWS_CA_BUNDLE rclone copy --transfers 32 "wbench:$WB_BUCKET/$workload" "$out/$workload" \
+      timed "$cpu_file" timeout "$WB_TOOL_TIMEOUT" env -u AWS_CA_BUNDLE rclone copy --transfers 32 "wbench:$WB_BUCKET/$workload" "$out/$workload" \
         >"$log" 2>&1 || rc=$?
       t1=$EPOCHREALTIME
       [ "$rc" = 0 ] || echo "warmup-bench: rclone exited $rc: $(tail -n 3 "$log")" >&2
@@ -120,7 +137,7 @@ run_one() {
     boto3)
       mkdir -p "$out"
       t0=$EPOCHREALTIME
-      timeout "$WB_TOOL_TIMEOUT" /usr/bin/python3 tests/bench/boto3_download.py --threads 64 \
+      timed "$cpu_file" timeout "$WB_TOOL_TIMEOUT" /usr/bin/python3 tests/bench/boto3_download.py --threads 64 \
         "$WB_BUCKET" "$workload/" "$out/$workload" >"$log" 2>&1 || rc=$?
       t1=$EPOCHREALTIME
       [ "$rc" = 0 ] || echo "warmup-bench: boto3 download exited $rc: $(tail -n 3 "$log")" >&2
@@ -128,24 +145,26 @@ run_one() {
     raw)
       # store_bench times its own reads (no process start, no listing: it knows
       # the keys); its median of one run is that run's time.
-      local s total=0 k
+      local s total=0 k cpu=0
       if [ "$workload" = small ]; then
-        s=$(timeout "$WB_TOOL_TIMEOUT" "$WB_STORE_BENCH" small "s3://$WB_BUCKET" small/ "$count" 64 1 2>"$log" |
+        s=$(timed "$cpu_file" timeout "$WB_TOOL_TIMEOUT" "$WB_STORE_BENCH" small "s3://$WB_BUCKET" small/ "$count" 64 1 2>"$log" |
           sed -n 's/.* median_s=\([0-9.]*\).*/\1/p') || rc=$?
-        total=${s:-}
+        total=${s:-} cpu=$(child_cpu "$cpu_file")
       else
         for ((k = 0; k < count; k++)); do
-          s=$(timeout "$WB_TOOL_TIMEOUT" "$WB_STORE_BENCH" large "s3://$WB_BUCKET" "large/$k" 16 8 1 2>>"$log" |
+          s=$(timed "$cpu_file" timeout "$WB_TOOL_TIMEOUT" "$WB_STORE_BENCH" large "s3://$WB_BUCKET" "large/$k" 16 8 1 2>>"$log" |
             sed -n 's/.* median_s=\([0-9.]*\).*/\1/p') || rc=$?
           [ -n "$s" ] || break
           total=$(echo "$total + $s" | bc -l)
+          cpu=$(echo "$cpu + $(child_cpu "$cpu_file")" | bc -l)
         done
       fi
       if [ "$rc" != 0 ] || [ -z "${s:-}" ]; then
         echo "warmup-bench: store_bench failed: $(tail -n 3 "$log")" >&2
         return 1
       fi
-      echo "$total"
+      # (store_bench's CPU includes its set-up and its own timing loop: a little high.)
+      echo "$total $cpu"
       return 0
       ;;
     *) echo "warmup-bench: unknown tool $tool" >&2; return 2 ;;
@@ -153,7 +172,7 @@ run_one() {
   if [ "$tool" != dscache ] && [ "$rc" = 0 ]; then check_tree "$out" || rc=1; fi
   rm -rf -- "$out"
   [ "$rc" = 0 ] || return 1
-  echo "$t1 - $t0" | bc -l
+  echo "$(echo "$t1 - $t0" | bc -l) $(echo "$(child_cpu "$cpu_file") + $extra_ticks / $(getconf CLK_TCK)" | bc -l)"
 }
 
 if [ "${1:-}" = __run ]; then
@@ -326,8 +345,9 @@ for ((run = 0; run < RUNS; run++)); do
         if [ "$place-$workload-$tool" = link-small-s3fs ] && [ "$run" -ge "$S3FS_LINK_RUNS" ]; then continue; fi
         tag=$place-$workload-$tool-$run
         c0=$(delayline_ticks) r0=$(retrans "${client_ns[$place]}")
-        if secs=$(in_ns "${client_ns[$place]}" "$self" __run "$tool" "$workload" "$tag"); then
-          echo "$place $workload $tool $secs" >>"$work/results"
+        if out=$(in_ns "${client_ns[$place]}" "$self" __run "$tool" "$workload" "$tag"); then
+          read -r secs cpu <<<"$out"
+          echo "$place $workload $tool $secs $cpu" >>"$work/results"
           note=''
           if [ "$place" = link ]; then
             dl=$(echo "($(delayline_ticks) - $c0) / $ticks / $secs * 100" | bc -l)
@@ -335,7 +355,7 @@ for ((run = 0; run < RUNS; run++)); do
             echo "$(retrans "${client_ns[$place]}") $r0" | awk '{print $1 - $3, $2 - $4}' >>"$work/retrans"
             note=$(printf ', delay line at %.0f%% of a core' "$dl")
           fi
-          log "run $((run + 1))/$RUNS: $place, $workload, $tool: $(printf '%.2f' "$secs") s$note"
+          log "run $((run + 1))/$RUNS: $place, $workload, $tool: $(printf '%.2f s, %.2f CPU s' "$secs" "$cpu")$note"
         else
           log "FAILED: $tag (log: $(tail -n 2 "$work/logs/$tag.log" 2>/dev/null | tr '\n' ' '))"
           failures=$((failures + 1))
@@ -415,6 +435,43 @@ for place in "${placements[@]}"; do
       else row+=" - |"; fi
     fi
     unset r
+    echo "$row"
+  done
+done
+# cpu_rate PLACE WORKLOAD TOOL: CPU ms per object (small) or CPU s per GiB (large), median over runs.
+cpu_rate() {
+  local v
+  v=$(awk -v p="$1" -v w="$2" -v t="$3" -v n="$SMALL_COUNT" -v g="$(echo "$LARGE_COUNT * $LARGE_MIB / 1024" | bc -l)" \
+    '$1 == p && $2 == w && $3 == t && NF >= 5 {print (w == "small") ? 1000 * $5 / n : $5 / g}' "$work/results")
+  [ -z "$v" ] || median <<<"$v"
+}
+echo
+echo "CPU time of each tool (user + system of its processes, dscache's daemon and s3fs included; medians):"
+echo "milliseconds per object (small), seconds per GiB (large)."
+echo
+header="| placement | workload |"
+sep="|---|---|"
+for t in "${tools[@]}"; do header+=" $(label "$t") |"; sep+="---|"; done
+header+=" best peer / dscache |"
+sep+="---|"
+echo "$header"
+echo "$sep"
+for place in "${placements[@]}"; do
+  for workload in small large; do
+    if [ "$workload" = small ]; then what="CPU ms per object"; else what="CPU s per GiB"; fi
+    row="| $place | $what |"
+    declare -A c=()
+    lowest=''
+    for t in "${tools[@]}"; do
+      c[$t]=$(cpu_rate "$place" "$workload" "$t")
+      if [ -z "${c[$t]}" ]; then row+=" - |"; continue; fi
+      row+=" $(printf '%.3f' "${c[$t]}") |"
+      case $t in dscache|raw) ;; *)
+        if [ -z "$lowest" ] || (( $(echo "${c[$t]} < $lowest" | bc -l) )); then lowest=${c[$t]}; fi ;;
+      esac
+    done
+    row+=" $(ratio "$lowest" "${c[dscache]:-}") |"
+    unset c
     echo "$row"
   done
 done

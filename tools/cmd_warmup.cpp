@@ -467,11 +467,15 @@ int cmd_warmup(int argc, char** argv) {
   auto print_failures = [&] {
     // On stderr always (one line each, for people and logs); as events too in JSON.
     for (const Failure& f : failures) {
+      // The daemon's reasons mostly name the file already: say it once.
+      std::string_view reason = f.reason;
+      if (reason.starts_with(f.path + ": ")) reason.remove_prefix(f.path.size() + 2);
       if (as_json) {
         std::printf("{\"event\":\"failed\",\"path\":%s,\"error\":%s}\n", json_string(f.path).c_str(),
-                    json_string(f.reason).c_str());
+                    json_string(std::string(reason)).c_str());
       }
-      std::fprintf(stderr, "dscache warmup: failed: %s: %s\n", f.path.c_str(), f.reason.c_str());
+      std::fprintf(stderr, "dscache warmup: failed: %s: %.*s\n", f.path.c_str(), static_cast<int>(reason.size()),
+                   reason.data());
     }
   };
 

@@ -119,11 +119,12 @@ void CacheManager::request_blocks(Mount& mount, const std::string& path, uint64_
     BlockState& state = blocks_[key];
     ready = IndexReader::blocks_present(*record, first, last);
     if (!ready) state.waiters.push_back(BlockWaiter{first, last, reply});
-    if (priority == Priority::demand && !bulk_queue_.empty()) {
+    if (priority == Priority::demand && state.queued_runs > 0) {
       // A reader waits on these blocks: queued background runs of them go now.
       for (auto it = bulk_queue_.begin(); it != bulk_queue_.end();) {
         if (it->key == key && it->first <= readahead_last && it->last >= first) {
           start.emplace_back(it->first, it->last, false);
+          --state.queued_runs;
           it = bulk_queue_.erase(it);
         } else {
           ++it;
@@ -153,6 +154,7 @@ void CacheManager::request_blocks(Mount& mount, const std::string& path, uint64_
         start.emplace_back(a, b, true);
       } else {
         bulk_queue_.push_back(QueuedRun{&mount, path, key, slot_index, a, b});
+        ++state.queued_runs;
       }
     }
   }
@@ -171,6 +173,7 @@ void CacheManager::bulk_run_done() {
     }
     next = std::move(bulk_queue_.front());  // takes over the finished run's stream
     bulk_queue_.pop_front();
+    --blocks_[next.key].queued_runs;
   }
   fetch_block_run(*next.mount, next.path, next.key, next.slot_index, next.first, next.last, Priority::background, true);
 }

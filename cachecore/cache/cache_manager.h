@@ -109,6 +109,7 @@ class CacheManager {
     uint64_t readahead_end = 0;    // where the last sequential request ended
     uint64_t window = 0;           // current readahead window, in bytes
     int writer_fd = -1;            // the mirror file, open for block writes
+    uint32_t queued_runs = 0;      // this file's runs waiting in bulk_queue_
     uint32_t writer_generation = 0;  // the slot generation writer_fd was opened under
   };
 

@@ -400,15 +400,17 @@ if [ -n "$link_up" ]; then
 else
   echo "Link: not measured: $link_reason."
 fi
-header="| placement | workload |"
-sep="|---|---|"
-for t in "${tools[@]}"; do header+=" $(label "$t") |"; sep+="---|"; done
-header+=" dscache / best peer | dscache / raw |"
-sep+="---|---|"
-[ -n "$link_up" ] && { header+=" dscache / line rate |"; sep+="---|"; }
+# table_header COLUMN...: a Markdown header and separator: placement, workload, one column per tool, then COLUMN...
+table_header() {
+  local header="| placement | workload |" sep="|---|---|" t c
+  for t in "${tools[@]}"; do header+=" $(label "$t") |"; sep+="---|"; done
+  for c in "$@"; do header+=" $c |"; sep+="---|"; done
+  printf '%s\n%s\n' "$header" "$sep"
+}
+ratio_columns=("dscache / best peer" "dscache / raw")
+[ -z "$link_up" ] || ratio_columns+=("dscache / line rate")
 echo
-echo "$header"
-echo "$sep"
+table_header "${ratio_columns[@]}"
 for place in "${placements[@]}"; do
   for workload in small large; do
     if [ "$workload" = small ]; then what="$SMALL_COUNT x $SMALL_KIB KiB (objects/s)"; else what="$LARGE_COUNT x $LARGE_MIB MiB (MiB/s)"; fi
@@ -449,13 +451,7 @@ echo
 echo "CPU time of each tool (user + system of its processes, dscache's daemon and s3fs included; medians):"
 echo "milliseconds per object (small), seconds per GiB (large)."
 echo
-header="| placement | workload |"
-sep="|---|---|"
-for t in "${tools[@]}"; do header+=" $(label "$t") |"; sep+="---|"; done
-header+=" best peer / dscache |"
-sep+="---|"
-echo "$header"
-echo "$sep"
+table_header "best peer / dscache"
 for place in "${placements[@]}"; do
   for workload in small large; do
     if [ "$workload" = small ]; then what="CPU ms per object"; else what="CPU s per GiB"; fi

@@ -268,6 +268,7 @@ bool parse_config(Config& out, const char* (*lookup)(const char* name), char* er
   out.auto_warm = false;
   out.lru_only = false;
   out.index_entries = uint64_t{1} << 24;
+  out.kernel_guard = KernelGuard::automatic;
   if (error_size > 0) error[0] = '\0';
 
   if (const char* mounts = lookup("DSCACHE_MOUNTS")) {
@@ -349,6 +350,17 @@ bool parse_config(Config& out, const char* (*lookup)(const char* name), char* er
       out.lru_only = true;
     } else {
       return fail(error, error_size, "DSCACHE_EVICTION", text, "expected auto or lru");
+    }
+  }
+  if (const char* text = lookup("DSCACHE_KERNEL_GUARD"); text != nullptr && text[0] != '\0') {
+    if (iequal(text, "auto")) {
+      out.kernel_guard = KernelGuard::automatic;
+    } else if (iequal(text, "on")) {
+      out.kernel_guard = KernelGuard::on;
+    } else if (iequal(text, "off")) {
+      out.kernel_guard = KernelGuard::off;
+    } else {
+      return fail(error, error_size, "DSCACHE_KERNEL_GUARD", text, "expected auto, on or off");
     }
   }
   return true;

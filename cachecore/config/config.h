@@ -25,6 +25,12 @@ struct MountConfig {
   char id_hex[17];
 };
 
+// DSCACHE_KERNEL_GUARD: the daemon's fanotify guard of large files' unfilled
+// parts (cache/content_guard.h). automatic: on where the kernel, the file
+// system and the daemon's privileges allow it; on: the daemon refuses to start
+// without it; off: never.
+enum class KernelGuard : uint8_t { automatic, on, off };
+
 struct Config {
   MountConfig mounts[kMaxMounts];
   int mount_count;
@@ -40,6 +46,7 @@ struct Config {
   bool auto_warm;                  // warm a whole mount in the background after its first miss
   bool lru_only;                   // DSCACHE_EVICTION=lru: never switch to keeping the resident set
   uint64_t index_entries;          // slots in the shared index (a power of two)
+  KernelGuard kernel_guard;        // DSCACHE_KERNEL_GUARD
 };
 
 // Reads the configuration through `lookup` (getenv in production). Returns

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "config/config.h"
 
@@ -101,13 +102,28 @@ TEST_CASE("malformed values are one error naming the variable and the expected f
                  Case{"DSCACHE_INDEX_ENTRIES", "12", "from 1K"},
                  Case{"DSCACHE_FILL_STREAMS", "0", "from 1 to 1024"},
                  Case{"DSCACHE_FILL_STREAMS", "many", "from 1 to 1024"},
-                 Case{"DSCACHE_EVICTION", "fifo", "expected auto or lru"}}) {
+                 Case{"DSCACHE_EVICTION", "fifo", "expected auto or lru"},
+                 Case{"DSCACHE_KERNEL_GUARD", "yes", "expected auto, on or off"},
+                 Case{"DSCACHE_KERNEL_GUARD", "1", "expected auto, on or off"}}) {
     CAPTURE(c.name);
     CAPTURE(c.value);
     g_env = {{"HOME", "/h"}, {c.name, c.value}};
     std::string error = parse(g_config);
     CHECK(error.rfind(std::string(c.name) + "=", 0) == 0);
     CHECK(error.find(c.expect) != std::string::npos);
+  }
+}
+
+TEST_CASE("DSCACHE_KERNEL_GUARD: auto by default, on and off in any case") {
+  g_env = {{"HOME", "/h"}};
+  REQUIRE(parse(g_config).empty());
+  CHECK(g_config.kernel_guard == KernelGuard::automatic);
+  for (auto [text, mode] : {std::pair{"auto", KernelGuard::automatic}, std::pair{"ON", KernelGuard::on},
+                            std::pair{"off", KernelGuard::off}, std::pair{"", KernelGuard::automatic}}) {
+    CAPTURE(text);
+    g_env = {{"HOME", "/h"}, {"DSCACHE_KERNEL_GUARD", text}};
+    REQUIRE(parse(g_config).empty());
+    CHECK(g_config.kernel_guard == mode);
   }
 }
 

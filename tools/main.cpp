@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "cache/guard_keeper.h"
 #include "commands.h"
 #include "common/env.h"
 #include "common/log.h"
@@ -68,6 +69,8 @@ int main(int argc, char** argv) {
   }
   if (std::strcmp(argv[1], "--version") == 0) return cmd_version(argc, argv);
   if (auto s = dscache::log_configure(dscache::Env::process()); !s.ok()) return fail("%s", s.message().c_str());
+  // The daemon's guard keeper (cache/guard_keeper.h): internal, not listed.
+  if (std::strcmp(argv[1], dscache::kGuardKeeperCommand) == 0) return dscache::run_guard_keeper(argc - 1, argv + 1);
   for (const Command& c : kCommands) {
     if (std::string_view(argv[1]) == c.name) return c.run(argc - 1, argv + 1);
   }

@@ -286,6 +286,9 @@ void CacheManager::blocks_arrived(Mount& mount, const std::string& path, const I
       bytes_cached_.fetch_add(length);
     }
     complete = IndexReader::blocks_present(*record, 0, record->block_count - 1);
+    // Complete: nothing left for the kernel guard to fill, and a marked file
+    // costs every read a round trip through the daemon.
+    if (complete && guard_) guard_->release_complete(fd);
     index_->modify(slot_index, [&](SlotSnapshot& v) {
       FileState next = complete ? FileState::complete : FileState::partial;
       if (v.state() != next) v.meta = SlotMeta::make(SlotKind::file, next, true, v.generation());

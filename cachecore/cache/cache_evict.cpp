@@ -220,7 +220,8 @@ void CacheManager::evict(const CachedFile& file) {
   std::string dir = mirror_path(*file.mount, parent);
   int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd >= 0) {
-    Status s = make_placeholder(dir_fd, std::string(name_of(file.path)), slot.size, slot.mtime_ns);
+    Status s = make_placeholder(*file.mount, file.path, dir_fd, std::string(name_of(file.path)), slot.size,
+                                slot.mtime_ns);
     if (!s.ok()) DSCACHE_LOG(warn, "evicting %s: %s", file.path.c_str(), s.message().c_str());
     ::close(dir_fd);
   }

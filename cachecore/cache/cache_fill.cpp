@@ -251,7 +251,14 @@ bool CacheManager::verify_blocks(Mount& mount, const std::string& path, uint64_t
     }
     if (repair) {
       // The block becomes absent: a reader's next access fetches it again.
-      // A complete file turns partial first, so that readers check the bitmap.
+      // A complete file turns partial first, so that readers check the bitmap,
+      // and is guarded again, so that raw readers get the block refetched.
+      if (guard_ && bad_blocks == 1) {
+        if (Status g = guard_->guard(fd, mount.config.id, path); !g.ok()) {
+          DSCACHE_LOG(warn, "%s/%s: not guarded by the kernel: %s", mount.config.prefix, path.c_str(),
+                      g.message().c_str());
+        }
+      }
       index_->modify(slot_index, [](SlotSnapshot& v) {
         v.meta = SlotMeta::make(SlotKind::file, FileState::partial, true, v.generation() + 1);
       });
@@ -309,7 +316,7 @@ uint64_t CacheManager::verify_all(bool repair, std::string* report) {
           });
           int dir_fd = ::open(mirror_path(mount, dir).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
           if (dir_fd >= 0) {
-            (void)make_placeholder(dir_fd, std::string(name), slot.size, slot.mtime_ns);
+            (void)make_placeholder(mount, path, dir_fd, std::string(name), slot.size, slot.mtime_ns);
             ::close(dir_fd);
           }
           bytes_cached_.fetch_sub(std::min(slot.size, bytes_cached_.load()));

@@ -130,7 +130,8 @@ void CacheManager::with_file_slot(Mount& mount, const std::string& path, Priorit
                 });
 }
 
-Status CacheManager::make_placeholder(int dir_fd, const std::string& name, uint64_t size, int64_t mtime_ns) {
+Status CacheManager::make_placeholder(const Mount& mount, const std::string& path, int dir_fd, const std::string& name,
+                                      uint64_t size, int64_t mtime_ns) {
   // Built aside and renamed in: a reader never sees a file of the wrong size.
   std::string tmp = temp_path();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -141,7 +142,14 @@ Status CacheManager::make_placeholder(int dir_fd, const std::string& name, uint6
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0 || ::futimens(fd, times) != 0) {
     s = Status::error(errno, name + ": cannot make its placeholder: " + errno_name(errno));
   }
+  // Marked before it is reachable: an fd opened before the mark never raises events.
+  if (s.ok() && size > config_.whole_file_max && guard_ && guard_->on()) {
+    if (Status g = guard_->guard(fd, mount.config.id, path); !g.ok()) {
+      DSCACHE_LOG(warn, "%s/%s: not guarded by the kernel: %s", mount.config.prefix, path.c_str(), g.message().c_str());
+    }
+  }
   ::close(fd);
+  if (s.ok() && guard_) guard_->forget_replaced(dir_fd, name.c_str());
   if (s.ok() && ::renameat(AT_FDCWD, tmp.c_str(), dir_fd, name.c_str()) != 0) {
     s = Status::error(errno, name + ": cannot place its placeholder: " + errno_name(errno));
   }
@@ -174,7 +182,7 @@ Status CacheManager::reconcile_file(Mount& mount, int dir_fd, const std::string&
       if (held > 0) bytes_cached_.fetch_sub(std::min(held, bytes_cached_.load()));
     }
   }
-  if (Status s = make_placeholder(dir_fd, name, info.size, info.mtime_ns()); !s.ok()) {
+  if (Status s = make_placeholder(mount, path, dir_fd, name, info.size, info.mtime_ns()); !s.ok()) {
     return s.with_context(dir_path);
   }
   SlotSnapshot fresh;
@@ -206,6 +214,7 @@ void CacheManager::remove_entry(Mount& mount, const std::string& path) {
     }
     std::string mp = mirror_path(mount, p);
     struct stat st {};
+    if (guard_) guard_->forget_replaced(AT_FDCWD, mp.c_str());
     if (::lstat(mp.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
       if (DIR* d = ::opendir(mp.c_str())) {
         while (struct dirent* e = ::readdir(d)) {

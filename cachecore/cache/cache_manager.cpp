@@ -34,12 +34,18 @@ CacheManager::CacheManager(const Config& config, Options options)
 
 CacheManager::~CacheManager() {
   // Order matters: no new work, no new network completions, then no blocking
-  // tasks, then no writes.
+  // tasks, then no writes. The guard's listener runs until the writes are
+  // done (they raise events on marked files), but asks for no more fills.
+  if (guard_) guard_->refuse_fills();
   stop_auto_warm();
   engine_.reset();
   for (Mount& m : mounts_) m.store.reset();
   pool_.reset();
   writer_.reset();
+  if (guard_) {
+    guard_->stop_listening();
+    guard_->finish();
+  }
   for (auto& [key, state] : blocks_) {
     if (state.writer_fd >= 0) ::close(state.writer_fd);
   }
@@ -121,6 +127,34 @@ Result<std::unique_ptr<CacheManager>> CacheManager::open(const Config& config, c
   writer_options.use_io_uring = cache->options_.use_io_uring;
   cache->writer_ = std::make_unique<FillWriter>(writer_options);
   cache->pool_ = std::make_unique<ThreadPool>(cache->options_.pool_threads);
+
+  ContentGuard::Options guard_options;
+  guard_options.mode = cache->options_.kernel_guard ? config.kernel_guard : KernelGuard::off;
+  if (!cache->options_.kernel_guard) guard_options.off_reason = "not enabled outside the daemon";
+  guard_options.keeper = true;
+  ContentGuard::Hooks hooks;
+  CacheManager* self = cache.get();
+  hooks.present = [self](uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length) {
+    return self->range_present(mount_id, path, offset, length);
+  };
+  hooks.fill = [self](uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length,
+                      ContentGuard::Done done) {
+    // Through the pool: the listener must never wait, and a fill from a
+    // file:// store writes (raising events the listener answers) on the thread that starts it.
+    self->pool_->post([self, mount_id, path, offset, length, done = std::move(done)] {
+      self->fetch_range(mount_id, path, offset, length, false, Priority::demand, done);
+    });
+  };
+  auto guard = ContentGuard::start(layout, guard_options, std::move(hooks));
+  if (!guard.ok()) return guard.status();
+  cache->guard_ = std::move(*guard);
+  if (cache->guard_->on()) {
+    cache->guard_partial_files();
+    cache->guard_->take_over();
+    DSCACHE_LOG(info, "kernel guard: on, %zu partial large files guarded", cache->guard_->guarded_files());
+  } else if (cache->options_.kernel_guard) {
+    DSCACHE_LOG(info, "kernel guard: off: %s", cache->guard_->reason().c_str());
+  }
   cache->rebuild_accounting();
   cache->publish_gauges();
   return cache;
@@ -251,6 +285,11 @@ std::string CacheManager::status_text() const {
   out << "cached:      " << bytes_cached_.load() << " bytes";
   if (uint64_t cap = capacity_bytes(); cap != UINT64_MAX) out << " of " << cap;
   out << "\nwrites:      " << (writer_->using_io_uring() ? "io_uring" : "pwrite") << "\n";
+  if (guard_ && guard_->on()) {
+    out << "kernel guard: on (fanotify pre-content, " << guard_->guarded_files() << " files guarded)\n";
+  } else {
+    out << "kernel guard: off: " << (guard_ ? guard_->reason() : std::string("not started")) << "\n";
+  }
   {
     std::lock_guard lock(mutex_);
     out << "eviction:    "
@@ -268,6 +307,56 @@ std::string CacheManager::status_text() const {
         << "\n";
   }
   return out.str();
+}
+
+bool CacheManager::range_present(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length) {
+  SlotSnapshot slot;
+  if (index_->find(index_key(mount_id, path.data(), path.size()), slot, nullptr) != LookupResult::found) return false;
+  if (slot.state() == FileState::complete) return true;
+  if (!slot.blocks() || length == 0) return false;
+  const BlockRecord* record = index_->reader().block_record(slot.aux);
+  const uint64_t bs = config_.block_size;
+  if (record == nullptr || record->block_count != (slot.size + bs - 1) / bs) return false;
+  if (offset >= slot.size) return true;
+  const uint64_t end = std::min(slot.size, offset + std::min(length, slot.size - offset));
+  return IndexReader::blocks_present(*record, offset / bs, (end - 1) / bs);
+}
+
+void CacheManager::guard_partial_files() {
+  for (Mount& mount : mounts_) {
+    std::vector<std::string> stack{""};
+    while (!stack.empty()) {
+      std::string dir = std::move(stack.back());
+      stack.pop_back();
+      const std::string dir_path = mirror_path(mount, dir);
+      DIR* d = ::opendir(dir_path.c_str());
+      if (d == nullptr) continue;
+      while (struct dirent* e = ::readdir(d)) {
+        std::string_view name = e->d_name;
+        if (name == "." || name == "..") continue;
+        std::string path = dir.empty() ? std::string(name) : dir + "/" + std::string(name);
+        if (e->d_type == DT_DIR) {
+          stack.push_back(path);
+          continue;
+        }
+        SlotSnapshot slot;
+        if (index_->find(index_key(mount.config.id, path.data(), path.size()), slot, nullptr) !=
+                LookupResult::found ||
+            slot.kind() != SlotKind::file || slot.size <= config_.whole_file_max ||
+            slot.state() == FileState::complete) {
+          continue;
+        }
+        int fd = ::openat(::dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) continue;  // removed meanwhile
+        if (Status s = guard_->guard(fd, mount.config.id, path); !s.ok()) {
+          DSCACHE_LOG(warn, "%s/%s: not guarded by the kernel: %s", mount.config.prefix, path.c_str(),
+                      s.message().c_str());
+        }
+        if (::close(fd) != 0) DSCACHE_LOG(warn, "%s: close: %s", path.c_str(), std::strerror(errno));
+      }
+      ::closedir(d);
+    }
+  }
 }
 
 void CacheManager::publish_gauges() {

@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cache/content_guard.h"
 #include "cache/fill_writer.h"
 #include "cache/mirror.h"
 #include "common/env.h"
@@ -49,6 +50,9 @@ class CacheManager {
   struct Options {
     bool use_io_uring = true;
     int pool_threads = 8;
+    // The daemon turns this on: large placeholders are then guarded in the
+    // kernel as DSCACHE_KERNEL_GUARD says (cache/content_guard.h), with a keeper.
+    bool kernel_guard = false;
     // Tests inject stores (a MemoryStore, a FailureStore); by default each
     // mount opens the store its URL names.
     std::function<Result<std::shared_ptr<ObjectStore>>(const MountConfig&)> open_store;
@@ -127,10 +131,17 @@ class CacheManager {
   Status reconcile_file(Mount& mount, int dir_fd, const std::string& dir_path, const std::string& path,
                         const std::string& name, const ObjectInfo& info);
   void remove_entry(Mount& mount, const std::string& path);
-  Status make_placeholder(int dir_fd, const std::string& name, uint64_t size, int64_t mtime_ns);
+  // A large placeholder is marked for the kernel guard before it is renamed in.
+  Status make_placeholder(const Mount& mount, const std::string& path, int dir_fd, const std::string& name,
+                          uint64_t size, int64_t mtime_ns);
   // Looks up a file's slot, listing its directory first when needed.
   void with_file_slot(Mount& mount, const std::string& path, Priority priority,
                       std::function<void(Status, uint64_t slot, SlotSnapshot)> then);
+
+  // cache_manager.cpp: the kernel guard's view of the cache.
+  bool range_present(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length);
+  // At start: marks every large file of the mirror that is not complete.
+  void guard_partial_files();
 
   // cache_fill.cpp
   void start_fill(Mount& mount, const std::string& path, const IndexKey& key, Priority priority);
@@ -194,6 +205,7 @@ class CacheManager {
   std::shared_ptr<FetchEngine> engine_;
   std::unique_ptr<FillWriter> writer_;
   std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<ContentGuard> guard_;
 
   mutable std::mutex mutex_;
   std::unordered_map<IndexKey, std::vector<Reply>, IndexKeyHash> listing_waiters_;

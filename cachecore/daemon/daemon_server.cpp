@@ -400,6 +400,7 @@ int run_daemon(const Config& config, const Env& env, const DaemonOptions& option
   int signal_fd = ::signalfd(-1, &mask, SFD_CLOEXEC);
 
   CacheManager::Options cache_options;
+  cache_options.kernel_guard = true;
   if (auto uring = env.get("DSCACHE_IO_URING"); uring && *uring == "0") cache_options.use_io_uring = false;
   auto cache = CacheManager::open(config, env, cache_options);
   if (!cache.ok()) {

@@ -137,12 +137,12 @@ Result<std::unique_ptr<CacheManager>> CacheManager::open(const Config& config, c
   hooks.present = [self](uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length) {
     return self->range_present(mount_id, path, offset, length);
   };
-  hooks.fill = [self](uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length,
+  hooks.fill = [self](uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length, bool sequential,
                       ContentGuard::Done done) {
     // Through the pool: the listener must never wait, and a fill from a
     // file:// store writes (raising events the listener answers) on the thread that starts it.
-    self->pool_->post([self, mount_id, path, offset, length, done = std::move(done)] {
-      self->fetch_range(mount_id, path, offset, length, false, Priority::demand, done);
+    self->pool_->post([self, mount_id, path, offset, length, sequential, done = std::move(done)] {
+      self->fetch_range(mount_id, path, offset, length, sequential, Priority::demand, done);
     });
   };
   auto guard = ContentGuard::start(layout, guard_options, std::move(hooks));

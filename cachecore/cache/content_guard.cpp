@@ -241,12 +241,16 @@ void ContentGuard::on_event(int fd, int32_t pid, uint64_t offset, uint64_t count
   struct stat st {};
   if (::fstat(fd, &st) != 0) return respond(fd, fanotify::deny(EIO));
   Guarded file;
-  bool known = false;
+  bool known = false, sequential = false;
   {
     std::lock_guard lock(mutex_);
     if (auto it = files_.find(FileId{st.st_dev, st.st_ino}); it != files_.end()) {
       file = it->second;
       known = true;
+      // Ranges come rounded to pages: a read that starts where the last one
+      // stopped starts at most a page before its rounded end.
+      sequential = offset <= it->second.read_end && offset + 4096 >= it->second.read_end && offset > 0;
+      it->second.read_end = count > UINT64_MAX - offset ? UINT64_MAX : offset + count;
     }
   }
   // Not ours to fill (replaced, or completed a moment ago): its written parts
@@ -285,7 +289,7 @@ void ContentGuard::on_event(int fd, int32_t pid, uint64_t offset, uint64_t count
                 kGuardPendingSlots, file.path.c_str());
     return respond(fd, fanotify::deny(EIO));
   }
-  hooks_.fill(file.mount_id, file.path, offset, length, [this, ticket](Status s) { settle(ticket, s); });
+  hooks_.fill(file.mount_id, file.path, offset, length, sequential, [this, ticket](Status s) { settle(ticket, s); });
 }
 
 void ContentGuard::settle(uint64_t ticket, const Status& status) {

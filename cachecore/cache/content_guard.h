@@ -53,7 +53,10 @@ class ContentGuard {
     std::function<bool(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length)> present;
     // Makes the range present at demand priority and calls `done` exactly
     // once, from any thread. Must return without waiting for the fill.
-    std::function<void(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length, Done done)> fill;
+    // `sequential`: the read continues the file's previous one (readahead pays).
+    std::function<void(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length, bool sequential,
+                       Done done)>
+        fill;
   };
   struct Options {
     KernelGuard mode = KernelGuard::automatic;
@@ -113,6 +116,7 @@ class ContentGuard {
   struct Guarded {
     uint64_t mount_id = 0;
     std::string path;
+    uint64_t read_end = 0;  // where the last event's range ended
   };
   struct Pending {
     int fd = -1;

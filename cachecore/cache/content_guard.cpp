@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <linux/close_range.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -371,17 +372,21 @@ void ContentGuard::spawn_keeper() {
   if (child == 0) {
     // Twice forked: the keeper belongs to init, not to the daemon, and has
     // its own session, so neither a reap nor a terminal's Ctrl-C ties it to us.
+    // A failure here has nobody to tell: the keeper does not start (126), and
+    // the daemon guards alone.
     if (::fork() != 0) ::_exit(0);
-    ::setsid();
     sigset_t none;
     sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (null_fd >= 0) {
-      ::dup2(null_fd, 0);
-      ::dup2(null_fd, 1);
-      ::dup2(log_fd >= 0 ? log_fd : null_fd, 2);
+    if (::setsid() < 0 || ::sigprocmask(SIG_SETMASK, &none, nullptr) != 0 || null_fd < 0 ||
+        ::dup2(null_fd, 0) < 0 || ::dup2(null_fd, 1) < 0 || ::dup2(log_fd >= 0 ? log_fd : null_fd, 2) < 0) {
+      ::_exit(126);
     }
-    for (int fd : keep) ::fcntl(fd, F_SETFD, 0);
+    // Nothing else crosses the exec: a daemon started on demand inherits its
+    // client's fds (a pipe a caller waits on), and the keeper may outlive both.
+    if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) ::_exit(126);
+    for (int fd : keep) {
+      if (::fcntl(fd, F_SETFD, 0) != 0) ::_exit(126);
+    }
     ::execv(argv[0], argv);
     ::_exit(127);
   }

@@ -320,11 +320,18 @@ def test_failed_fetch_is_eio_not_zeros():
 
 def test_daemon_killed_keeper_denies_holes_then_new_daemon_fills():
     cache = Cache("killed")
+    # The daemon starts on demand from a client holding an extra fd (a daemon
+    # inherits its client's fds); the keeper, which may outlive both, must not.
+    with open(os.path.join(cache.dir, "client-fd"), "w") as extra:
+        subprocess.run([DSCACHE, "ls", "/data/it/medium"], env=cache.env, check=True, capture_output=True,
+                       pass_fds=[extra.fileno()], timeout=300)
     path = cache.list_medium()
     require_guard(cache)
     expect_exact(path, [(3 * MIB, 4096)])
     keeper = cache.keeper_pid()
     assert keeper, "no guard keeper runs beside the daemon"
+    held = [os.readlink("/proc/%d/fd/%s" % (keeper, fd)) for fd in os.listdir("/proc/%d/fd" % keeper)]
+    assert not any(t.endswith("client-fd") for t in held), "the keeper holds its daemon's client's fd: %s" % held
     os.kill(cache.daemon_pid(), signal.SIGKILL)
     time.sleep(0.3)
     # No daemon: the keeper allows what was written, and fails the holes.

@@ -65,12 +65,29 @@ DIR* open_mirror_dir(const Target& target);
 
 // Partial files (large objects filled by block).
 bool is_partial(int fd);
+// A large file still filling has its mtime and ctime moved by every block
+// written; stat reports the object's mtime for both instead, as a file that
+// never changes would (tar compares ctime around a read, cp -p and make the
+// mtime). True, with that time, for a file of `size` at `target` that is not
+// complete, or for a partial fd.
+bool filling_mtime(const Target& target, uint64_t size, timespec* mtime);
+bool partial_mtime(int fd, timespec* mtime);
 // Makes [offset, offset + length) of a partial fd readable. 0 or -errno.
 int ensure_readable(int fd, uint64_t offset, uint64_t length);
 // Makes the whole file present; the fd then leaves the partial table. 0 or -errno.
 int complete_fd(int fd);
-// Completes every partial fd (before exec: the new image cannot check them).
-void complete_all();
+// Before running another program (exec, spawn, system, popen), whose reads
+// the shim does not check until it loads it itself: completes every partial
+// fd it will inherit (open and not close-on-exec), or every open one when
+// `every_open_fd` (spawn file actions may dup any fd into the child).
+void complete_inherited(bool every_open_fd);
+// `fd` was just opened by a path that names an open fd (/proc/self/fd/N,
+// /dev/fd/N): if it is on a partial file's inode, it is guarded as one too.
+void note_reopen(int fd);
+inline bool names_an_open_fd(const char* path) {
+  return path[0] == '/' && ((path[1] == 'p' && __builtin_strncmp(path, "/proc/", 6) == 0) ||
+                            (path[1] == 'd' && __builtin_strncmp(path, "/dev/fd/", 8) == 0));
+}
 // The fd is closing: forget what we knew about it.
 void forget_fd(int fd);
 // The shim's own fds (mirror roots), which the program must not close or
@@ -85,10 +102,6 @@ void forget_fd_range(unsigned first, unsigned last);  // close_range, closefrom
 inline bool is_mapped_dirfd(int fd);
 void mark_mapped_dirfd(int fd);
 void note_dup(int from, int to);
-
-// st_blocks of a placeholder is 0; tools (du, cp) read it as "sparse": report
-// the blocks a dense file of that size has.
-void fix_blocks(uint64_t size, uint64_t* blocks512);
 
 // Rewrites a path inside a mount's mirror into the path the program knows;
 // false if `path` is not inside a mirror.

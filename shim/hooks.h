@@ -61,8 +61,8 @@
   X(custom, int, faccessat, (int dirfd, const char* path, int mode, int flags), (dirfd, path, mode, flags), DSC_NOTHROW) \
   X(custom, int, euidaccess, (const char* path, int mode), (path, mode), DSC_NOTHROW) \
   X(custom, int, eaccess, (const char* path, int mode), (path, mode), DSC_NOTHROW) \
-  X(lookup1, ssize_t, readlink, (const char* path, char* buf, size_t size), (path, buf, size), DSC_NOTHROW) \
-  X(lookup_at, ssize_t, readlinkat, (int dirfd, const char* path, char* buf, size_t size), (dirfd, path, buf, size), DSC_NOTHROW) \
+  X(custom, ssize_t, readlink, (const char* path, char* buf, size_t size), (path, buf, size), DSC_NOTHROW) \
+  X(custom, ssize_t, readlinkat, (int dirfd, const char* path, char* buf, size_t size), (dirfd, path, buf, size), DSC_NOTHROW) \
   X(lookup1, int, statfs, (const char* path, struct statfs* buf), (path, buf), DSC_NOTHROW) \
   X(lookup1, int, statfs64, (const char* path, struct statfs64* buf), (path, buf), DSC_NOTHROW) \
   X(lookup1, int, statvfs, (const char* path, struct statvfs* buf), (path, buf), DSC_NOTHROW) \
@@ -118,6 +118,11 @@
   X(custom, int, dup3, (int fd, int fd2, int flags), (fd, fd2, flags), DSC_NOTHROW) \
   X(custom, int, fcntl, (int fd, int cmd, ...), (fd, cmd), DSC_MAYTHROW) \
   X(custom, int, fcntl64, (int fd, int cmd, ...), (fd, cmd), DSC_MAYTHROW) \
+  X(custom, int, ioctl, (int fd, unsigned long request, ...), (fd, request), DSC_NOTHROW) \
+  X(custom, int, aio_read, (struct aiocb* cb), (cb), DSC_NOTHROW) \
+  X(custom, int, aio_read64, (struct aiocb64* cb), (cb), DSC_NOTHROW) \
+  X(custom, int, lio_listio, (int mode, struct aiocb* const list[], int count, struct sigevent* sev), (mode, list, count, sev), DSC_NOTHROW) \
+  X(custom, int, lio_listio64, (int mode, struct aiocb64* const list[], int count, struct sigevent* sev), (mode, list, count, sev), DSC_NOTHROW) \
   X(custom, int, posix_fadvise, (int fd, off_t offset, off_t len, int advice), (fd, offset, len, advice), DSC_NOTHROW) \
   X(custom, int, posix_fadvise64, (int fd, off64_t offset, off64_t len, int advice), (fd, offset, len, advice), DSC_NOTHROW) \
   X(custom, int, close, (int fd), (fd), DSC_MAYTHROW) \
@@ -132,6 +137,8 @@
   X(custom, int, execle, (const char* path, const char* arg, ...), (path, arg), DSC_NOTHROW) \
   X(custom, int, fexecve, (int fd, char* const argv[], char* const envp[]), (fd, argv, envp), DSC_NOTHROW) \
   X(custom, int, posix_spawn, (pid_t* pid, const char* path, const posix_spawn_file_actions_t* actions, const posix_spawnattr_t* attr, char* const argv[], char* const envp[]), (pid, path, actions, attr, argv, envp), DSC_MAYTHROW) \
+  X(custom, int, system, (const char* command), (command), DSC_MAYTHROW) \
+  X(custom, FILE*, popen, (const char* command, const char* type), (command, type), DSC_MAYTHROW) \
   X(custom, int, posix_spawnp, (pid_t* pid, const char* file, const posix_spawn_file_actions_t* actions, const posix_spawnattr_t* attr, char* const argv[], char* const envp[]), (pid, file, actions, attr, argv, envp), DSC_MAYTHROW) \
   /* writes under a mount: EROFS */ \
   X(create1, int, mkdir, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \

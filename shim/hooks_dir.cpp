@@ -1,5 +1,6 @@
 // Directories and names: opendir, chdir/fchdir, getcwd, realpath. The program
 // always sees its own paths, never the mirror's.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -31,6 +32,30 @@ char* to_user_malloced(char* path) {
   return strdup(user);
 }
 
+// readlink(at): a mapped path reads the mirror's link; a link that names an
+// open fd (/proc/self/fd/N, /proc/self/cwd, /dev/fd/N) shows the program's
+// path of a mirror file, not the mirror's.
+ssize_t readlink_common(int dirfd, const char* path, char* buf, size_t size) {
+  Target t;
+  if (route(dirfd, path, t) == Route::mapped) {
+    if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
+    return REAL(readlinkat)(t.at_fd, t.at_path, buf, size);
+  }
+  if (path == nullptr || t_depth != 0 || !active() ||
+      !(names_an_open_fd(path) || (dirfd != AT_FDCWD && path[0] != '/'))) {
+    return REAL(readlinkat)(dirfd, path, buf, size);
+  }
+  char target[dscache::kMaxPathLength];
+  ssize_t n = REAL(readlinkat)(dirfd, path, target, sizeof target - 1);
+  if (n < 0) return n;
+  target[n] = '\0';
+  char user[dscache::kMaxPathLength];
+  const char* shown = mirror_to_user(target, user, sizeof user) ? user : target;
+  const size_t length = std::min(std::strlen(shown), size);  // readlink truncates silently
+  std::memcpy(buf, shown, length);
+  return static_cast<ssize_t>(length);
+}
+
 char* realpath_common(const char* path, char* resolved, size_t resolved_size) {
   Target t;
   if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(realpath)(path, resolved);
@@ -48,6 +73,15 @@ char* realpath_common(const char* path, char* resolved, size_t resolved_size) {
 }  // namespace
 
 extern "C" {
+
+__attribute__((visibility("default"))) ssize_t readlink(const char* path, char* buf, size_t size) noexcept {
+  return readlink_common(AT_FDCWD, path, buf, size);
+}
+__attribute__((visibility("default"))) ssize_t readlinkat(int dirfd, const char* path, char* buf,
+                                                          size_t size) noexcept {
+  return readlink_common(dirfd, path, buf, size);
+}
+
 
 __attribute__((visibility("default"))) DIR* opendir(const char* path) {
   Target t;

@@ -26,10 +26,14 @@ bool collect_args(const char* first, va_list args, char** argv) {
 
 // Before any exec or spawn from the program: partial files completed, and
 // the environment it passes keeps the shim's settings.
-char* const* before_exec(char* const* envp) {
+char* const* before_exec(char* const* envp, bool every_open_fd = false) {
   if (t_depth != 0 || !active()) return envp;
-  complete_all();
+  complete_inherited(every_open_fd);
   return exec_environment(envp);
+}
+
+void before_shell() {
+  if (t_depth == 0 && active()) complete_inherited(false);
 }
 
 }  // namespace
@@ -41,11 +45,11 @@ __attribute__((visibility("default"))) int execve(const char* path, char* const 
   return REAL(execve)(path, argv, envp);
 }
 __attribute__((visibility("default"))) int execv(const char* path, char* const argv[]) noexcept {
-  if (t_depth == 0 && active()) complete_all();
+  before_shell();
   return REAL(execv)(path, argv);
 }
 __attribute__((visibility("default"))) int execvp(const char* file, char* const argv[]) noexcept {
-  if (t_depth == 0 && active()) complete_all();
+  before_shell();
   return REAL(execvp)(file, argv);
 }
 __attribute__((visibility("default"))) int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
@@ -60,15 +64,25 @@ __attribute__((visibility("default"))) int posix_spawn(pid_t* pid, const char* p
                                                        const posix_spawn_file_actions_t* actions,
                                                        const posix_spawnattr_t* attr, char* const argv[],
                                                        char* const envp[]) {
-  envp = before_exec(envp);
+  envp = before_exec(envp, actions != nullptr);
   return REAL(posix_spawn)(pid, path, actions, attr, argv, envp);
 }
 __attribute__((visibility("default"))) int posix_spawnp(pid_t* pid, const char* file,
                                                         const posix_spawn_file_actions_t* actions,
                                                         const posix_spawnattr_t* attr, char* const argv[],
                                                         char* const envp[]) {
-  envp = before_exec(envp);
+  envp = before_exec(envp, actions != nullptr);
   return REAL(posix_spawnp)(pid, file, actions, attr, argv, envp);
+}
+
+// glibc's system() and popen() spawn the shell through internal calls.
+__attribute__((visibility("default"))) int system(const char* command) {
+  before_shell();
+  return REAL(system)(command);
+}
+__attribute__((visibility("default"))) FILE* popen(const char* command, const char* type) {
+  before_shell();
+  return REAL(popen)(command, type);
 }
 
 __attribute__((visibility("default"))) int execl(const char* path, const char* arg, ...) noexcept {

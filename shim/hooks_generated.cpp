@@ -114,12 +114,6 @@ int create_error(int dirfd, const char* path) {
 
 // For the lookup kinds: the real call with the path argument replaced.
 namespace {
-inline ssize_t dsc_call_with_path_readlink(const char* p, const char*, char* buf, size_t size) {
-  return REAL(readlink)(p, buf, size);
-}
-inline ssize_t dsc_call_with_path_readlinkat(const char* p, int, const char*, char* buf, size_t size) {
-  return REAL(readlinkat)(AT_FDCWD, p, buf, size);
-}
 inline int dsc_call_with_path_statfs(const char* p, const char*, struct statfs* b) { return REAL(statfs)(p, b); }
 inline int dsc_call_with_path_statfs64(const char* p, const char*, struct statfs64* b) { return REAL(statfs64)(p, b); }
 inline int dsc_call_with_path_statvfs(const char* p, const char*, struct statvfs* b) { return REAL(statvfs)(p, b); }

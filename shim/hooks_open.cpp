@@ -16,10 +16,13 @@ __attribute__((noinline)) int open_maybe_mapped(int dirfd, const char* path, int
   return fd >= 0 ? fd : fail(fd);
 }
 
-// Opens (dirfd, path): the mirror for mapped paths, else the real thing.
+// Opens (dirfd, path): the mirror for mapped paths, else the real thing. A
+// reopen through /proc/self/fd/N of a partial file is guarded like N.
 inline int open_path(int dirfd, const char* path, int flags, mode_t mode) {
-  if (surely_unmapped(dirfd, path)) return REAL(openat)(dirfd, path, flags, mode);
-  return open_maybe_mapped(dirfd, path, flags, mode);
+  const int fd = surely_unmapped(dirfd, path) ? REAL(openat)(dirfd, path, flags, mode)
+                                              : open_maybe_mapped(dirfd, path, flags, mode);
+  if (fd >= 0 && path != nullptr && t_depth == 0 && names_an_open_fd(path)) note_reopen(fd);
+  return fd;
 }
 
 mode_t mode_arg(int flags, va_list args) {
@@ -33,7 +36,16 @@ FILE* fopen_path(const char* path, const char* mode, FILE* (*real)(const char*, 
   Target t;
   if (route(AT_FDCWD, path, t) != Route::mapped) {
     if (real == nullptr) return errno = ENOSYS, nullptr;
-    return real(path, mode);
+    FILE* f = real(path, mode);
+    if (f != nullptr && t_depth == 0 && names_an_open_fd(path)) {
+      // stdio reads past the hooks: a reopened partial file is completed now.
+      note_reopen(fileno(f));
+      if (int rc = complete_fd(fileno(f)); rc != 0) {
+        fclose(f);
+        return errno = -rc, nullptr;
+      }
+    }
+    return f;
   }
   if (stdio_writes(mode)) return errno = EROFS, nullptr;
   // stdio reads through its own calls, which no hook sees: the file must be complete.

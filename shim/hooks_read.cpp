@@ -162,14 +162,67 @@ __attribute__((visibility("default"))) int dup3(int fd, int fd2, int flags) noex
 }
 
 namespace {
+
+// fcntl commands that cannot reach a file's bytes. Any other on a partial
+// file (a duplicate, or one this list does not know) completes it first.
+bool fcntl_keeps_bytes_hidden(int cmd) {
+  switch (cmd) {
+    case F_GETFD: case F_SETFD: case F_GETFL: case F_SETFL:
+    case F_GETLK: case F_SETLK: case F_SETLKW: case F_OFD_GETLK: case F_OFD_SETLK: case F_OFD_SETLKW:
+    case F_GETOWN: case F_SETOWN: case F_GETOWN_EX: case F_SETOWN_EX: case F_GETSIG: case F_SETSIG:
+    case F_GETLEASE: case F_SETLEASE: case F_NOTIFY: case F_GET_SEALS: case F_ADD_SEALS:
+    case F_GET_RW_HINT: case F_SET_RW_HINT: case F_GET_FILE_RW_HINT: case F_SET_FILE_RW_HINT:
+      return true;
+    default:
+      return false;
+  }
+}
+
 int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void* arg) {
-  if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
-    if (complete_first(fd) != 0) return -1;
+  if (!is_partial(fd)) {
     int r = real(fd, cmd, arg);
-    if (r >= 0 && active()) note_dup(fd, r);
+    if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && active()) note_dup(fd, r);
     return r;
   }
-  return real(fd, cmd, arg);
+  if (!fcntl_keeps_bytes_hidden(cmd) && complete_first(fd) != 0) return -1;
+  int r = real(fd, cmd, arg);
+  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) note_dup(fd, r);
+  return r;
+}
+
+// ioctls whose *source* is another fd: a clone shares the source's blocks,
+// holes included.
+struct CloneRange {  // struct file_clone_range (linux/fs.h)
+  int64_t src_fd;
+  uint64_t src_offset, src_length, dest_offset;
+};
+constexpr unsigned long kFiClone = _IOW(0x94, 9, int);
+constexpr unsigned long kFiCloneRange = _IOW(0x94, 13, CloneRange);
+
+// ioctls that cannot reach a file's bytes: the terminal ones (ENOTTY on a
+// file; isatty() asks TCGETS of every file Python opens), FIONREAD and the
+// fd flags. Any other on a partial file completes it first.
+bool ioctl_keeps_bytes_hidden(unsigned long request) {
+  if (((request >> 8) & 0xFF) == 'T') return true;
+  return request == FIONREAD || request == FIONBIO || request == FIOASYNC || request == FIOCLEX ||
+         request == FIONCLEX;
+}
+
+int before_ioctl(int fd, unsigned long request, void* arg) {
+  if (request == kFiClone) return complete_first(static_cast<int>(reinterpret_cast<intptr_t>(arg)));
+  if (request == kFiCloneRange && arg != nullptr) {
+    return complete_first(static_cast<int>(static_cast<const CloneRange*>(arg)->src_fd));
+  }
+  if (!is_partial(fd) || ioctl_keeps_bytes_hidden(request)) return 0;
+  return complete_first(fd);
+}
+
+// POSIX aio reads run on glibc's threads through calls no hook sees: the
+// range is made present before the request is queued.
+int before_aio_read(int fd, int64_t offset, size_t length) {
+  if (!is_partial(fd)) return 0;
+  int rc = ensure_readable(fd, static_cast<uint64_t>(offset), length);
+  return rc == 0 ? 0 : fail(rc);
 }
 }  // namespace
 
@@ -186,6 +239,38 @@ __attribute__((visibility("default"))) int fcntl64(int fd, int cmd, ...) {
   void* arg = va_arg(args, void*);
   va_end(args);
   return fcntl_common(REAL(fcntl64), fd, cmd, arg);
+}
+__attribute__((visibility("default"))) int ioctl(int fd, unsigned long request, ...) noexcept {
+  va_list args;
+  va_start(args, request);
+  void* arg = va_arg(args, void*);  // every ioctl argument fits a pointer's register
+  va_end(args);
+  if (before_ioctl(fd, request, arg) != 0) return -1;
+  return REAL(ioctl)(fd, request, arg);
+}
+__attribute__((visibility("default"))) int aio_read(struct aiocb* cb) noexcept {
+  if (before_aio_read(cb->aio_fildes, cb->aio_offset, cb->aio_nbytes) != 0) return -1;
+  return REAL(aio_read)(cb);
+}
+__attribute__((visibility("default"))) int aio_read64(struct aiocb64* cb) noexcept {
+  if (before_aio_read(cb->aio_fildes, cb->aio_offset, cb->aio_nbytes) != 0) return -1;
+  return REAL(aio_read64)(cb);
+}
+__attribute__((visibility("default"))) int lio_listio(int mode, struct aiocb* const list[], int count,
+                                                      struct sigevent* sev) noexcept {
+  for (int i = 0; i < count; ++i) {
+    const auto* cb = list[i];
+    if (cb != nullptr && cb->aio_lio_opcode == LIO_READ && before_aio_read(cb->aio_fildes, cb->aio_offset, cb->aio_nbytes) != 0) return -1;
+  }
+  return REAL(lio_listio)(mode, list, count, sev);
+}
+__attribute__((visibility("default"))) int lio_listio64(int mode, struct aiocb64* const list[], int count,
+                                                        struct sigevent* sev) noexcept {
+  for (int i = 0; i < count; ++i) {
+    const auto* cb = list[i];
+    if (cb != nullptr && cb->aio_lio_opcode == LIO_READ && before_aio_read(cb->aio_fildes, cb->aio_offset, cb->aio_nbytes) != 0) return -1;
+  }
+  return REAL(lio_listio64)(mode, list, count, sev);
 }
 __attribute__((visibility("default"))) int posix_fadvise(int fd, off_t offset, off_t len, int advice) noexcept {
   if (advice == POSIX_FADV_WILLNEED && is_partial(fd)) {

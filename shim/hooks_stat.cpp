@@ -7,12 +7,26 @@ using namespace dscache::shim;
 
 namespace {
 
+// st_blocks of a placeholder is 0; tools (du, cp) read it as "sparse": report
+// the blocks a dense file of that size has.
+void fix_blocks(uint64_t size, uint64_t* blocks512) {
+  uint64_t dense = (size + 511) / 512;
+  if (*blocks512 < dense) *blocks512 = dense;
+}
+
 template <class Stat>
 void fix(Stat* st) {
   if (!S_ISREG(st->st_mode)) return;
   uint64_t blocks = static_cast<uint64_t>(st->st_blocks);
   fix_blocks(static_cast<uint64_t>(st->st_size), &blocks);
   st->st_blocks = static_cast<decltype(st->st_blocks)>(blocks);
+}
+
+// A file still filling: the object's mtime, not the block writes' times.
+template <class Stat>
+void fix_filling(Stat* st, const timespec& mtime) {
+  st->st_mtim = mtime;
+  st->st_ctim = mtime;
 }
 
 // stat-like calls on (dirfd, path): `call` runs the real function on the path
@@ -23,7 +37,11 @@ __attribute__((noinline)) int stat_maybe_mapped(int dirfd, const char* path, Sta
   if (route(dirfd, path, t) != Route::mapped) return call(dirfd, path);
   if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
   int r = call(t.at_fd, t.at_path);
-  if (r == 0) fix(st);
+  if (r == 0) {
+    fix(st);
+    timespec mtime{};
+    if (S_ISREG(st->st_mode) && filling_mtime(t, static_cast<uint64_t>(st->st_size), &mtime)) fix_filling(st, mtime);
+  }
   return r;
 }
 
@@ -35,7 +53,11 @@ inline int stat_path(int dirfd, const char* path, Stat* st, Call call) {
 
 template <class Stat>
 void fix_if_partial(int fd, int rc, Stat* st) {
-  if (rc == 0 && is_partial(fd)) fix(st);
+  timespec mtime{};
+  if (rc == 0 && partial_mtime(fd, &mtime)) {
+    fix(st);
+    fix_filling(st, mtime);
+  }
 }
 
 int access_path(int dirfd, const char* path, int mode, int flags, bool effective) {
@@ -127,22 +149,28 @@ __attribute__((visibility("default"))) int __fxstatat64(int ver, int dirfd, cons
 }
 __attribute__((visibility("default"))) int statx(int dirfd, const char* path, int flags, unsigned int mask,
                                                  struct statx* stx) noexcept {
-  auto fix_statx = [&](int rc) {
+  timespec mtime{};
+  auto fix_statx = [&](int rc, bool filling) {
     if (rc == 0 && S_ISREG(stx->stx_mode)) {
       uint64_t blocks = stx->stx_blocks;
       fix_blocks(stx->stx_size, &blocks);
       stx->stx_blocks = blocks;
+      if (filling) {
+        stx->stx_mtime = {mtime.tv_sec, static_cast<uint32_t>(mtime.tv_nsec), 0};
+        stx->stx_ctime = stx->stx_mtime;
+      }
     }
     return rc;
   };
   if (empty_path(path, flags)) {
     int rc = REAL(statx)(dirfd, path, flags, mask, stx);
-    return is_partial(dirfd) ? fix_statx(rc) : rc;
+    return partial_mtime(dirfd, &mtime) ? fix_statx(rc, true) : rc;
   }
   Target t;
   if (route(dirfd, path, t) != Route::mapped) return REAL(statx)(dirfd, path, flags, mask, stx);
   if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
-  return fix_statx(REAL(statx)(t.at_fd, t.at_path, flags, mask, stx));
+  const int rc = REAL(statx)(t.at_fd, t.at_path, flags, mask, stx);
+  return fix_statx(rc, rc == 0 && S_ISREG(stx->stx_mode) && filling_mtime(t, stx->stx_size, &mtime));
 }
 __attribute__((visibility("default"))) int access(const char* path, int mode) noexcept {
   return access_path(AT_FDCWD, path, mode, 0, false);

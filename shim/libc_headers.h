@@ -2,6 +2,7 @@
 // that the definitions in hooks_*.cpp match libc's own declarations.
 #pragma once
 
+#include <aio.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -10,6 +11,8 @@
 #include <glob.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>

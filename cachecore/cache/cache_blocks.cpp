@@ -4,9 +4,13 @@
 // reads a hole. Every ranged GET carries If-Match: a changed object is never
 // mixed with old bytes.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 #include <tuple>
 
 #include "cache/cache_manager.h"
@@ -286,6 +290,16 @@ void CacheManager::blocks_arrived(Mount& mount, const std::string& path, const I
       bytes_cached_.fetch_add(length);
     }
     complete = IndexReader::blocks_present(*record, 0, record->block_count - 1);
+    if (complete) {
+      // Block writes moved the file's mtime: give it back the object's before
+      // it is published (cp -p, rsync and make compare it).
+      const timespec times[2] = {{0, UTIME_OMIT},
+                                 {static_cast<time_t>(slot.mtime_ns / 1'000'000'000),
+                                  static_cast<long>(slot.mtime_ns % 1'000'000'000)}};
+      if (::futimens(fd, times) != 0) {
+        DSCACHE_LOG(warn, "%s/%s: cannot set its mtime: %s", mount.config.prefix, path.c_str(), std::strerror(errno));
+      }
+    }
     // Complete: nothing left for the kernel guard to fill, and a marked file
     // costs every read a round trip through the daemon.
     if (complete && guard_) guard_->release_complete(fd);

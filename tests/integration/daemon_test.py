@@ -7,8 +7,6 @@ deterministic generator the data was uploaded with.
     daemon_test.py DSCACHE_BINARY WORKDIR [TEST...]
 (environment from tests/integration/with-s3.sh)
 """
-import http.client
-import http.server
 import os
 import random
 import re
@@ -16,12 +14,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from populate import content  # noqa: E402  (the same generator the data came from)
+from store_proxy import CountingProxy  # noqa: E402
 
 DSCACHE = os.path.abspath(sys.argv[1])
 WORK = os.path.abspath(sys.argv[2])
@@ -33,70 +31,6 @@ PRELOAD_FIRST = os.environ.get("DSCACHE_TEST_PRELOAD_FIRST", "")
 
 def small_size(i):
     return 1000 + (i * 7919) % 120000
-
-
-class CountingProxy:
-    """Forwards HTTP to the real store and records each GET's path and Range,
-    and for ranged GETs when each arrived and when its answer was written
-    (`ranged`: [Range, arrived, answered]). With `delay`, each ranged GET waits
-    that long before it is forwarded."""
-
-    def __init__(self, upstream, delay=0.0):
-        host, port = upstream.split("//")[1].split(":")
-        self.gets = {}
-        self.lock = threading.Lock()
-        self.ranged = []
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def forward(self):
-                ranged = self.command == "GET" and "Range" in self.headers
-                if self.command == "GET":
-                    with proxy.lock:
-                        path = self.path.split("?")[0]
-                        proxy.gets.setdefault(path, []).append(self.headers.get("Range", ""))
-                if ranged:
-                    event = [self.headers["Range"], time.monotonic(), None]
-                    with proxy.lock:
-                        proxy.ranged.append(event)
-                    time.sleep(delay)
-                self.relay()
-                if ranged:
-                    event[2] = time.monotonic()
-
-            def relay(self):
-                length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length) if length else None
-                conn = http.client.HTTPConnection(host, int(port), timeout=60)
-                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(k, v)
-                # A HEAD's length is the object's, not its (empty) body's.
-                length = resp.getheader("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", length or str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_HEAD = do_PUT = forward
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
 
 
 class Cache:

@@ -1,0 +1,275 @@
+// The shim's side of the daemon: its connections (one per thread for
+// requests, one per process for pins), the shared index it maps, the stats it
+// counts into, and directory listings.
+#include <dlfcn.h>
+#include <pthread.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "internal.h"
+#include "ipc/client.h"
+#include "real.h"
+
+namespace dscache::shim {
+
+char g_daemon_binary[kMaxPathLength + 64];
+
+namespace {
+
+// The index, mapped lazily; a new one if a daemon replaces it (a few times at
+// most: the old mappings stay for threads that may still be reading them).
+constexpr int kIndexGenerations = 4;
+alignas(IndexReader) unsigned char g_index_storage[kIndexGenerations][sizeof(IndexReader)];
+std::atomic<IndexReader*> g_index{nullptr};
+int g_index_generations = 0;  // storages used; changed only by the thread holding state 1
+std::atomic<int> g_index_state{0};  // 0: not tried, 1: opening, 2: open
+
+thread_local ipc::Connection t_conn __attribute__((tls_model("initial-exec")));
+thread_local uint32_t t_conn_generation __attribute__((tls_model("initial-exec"))) = 0;
+pthread_key_t g_conn_key;
+
+// Pins go through one process-wide connection, so that a pin and its unpin
+// meet the same client id in the daemon whichever thread sends them.
+ipc::Connection g_pin_conn;
+uint32_t g_pin_generation = 0;
+std::atomic_flag g_pin_lock = ATOMIC_FLAG_INIT;
+
+void close_thread_connection(void* conn) {
+  auto* c = static_cast<ipc::Connection*>(conn);
+  if (c->fd >= 0) close_own_fd(c->fd);
+  c->fd = -1;
+}
+
+// This library's own directory: where to look for the dscache binary.
+void find_daemon_binary() {
+  if (const char* bin = std::getenv("DSCACHE_BIN"); bin != nullptr && bin[0] == '/') {
+    std::snprintf(g_daemon_binary, sizeof g_daemon_binary, "%s", bin);
+    return;
+  }
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&find_daemon_binary), &info) != 0 && info.dli_fname != nullptr) {
+    char dir[kMaxPathLength];
+    std::snprintf(dir, sizeof dir, "%s", info.dli_fname);
+    if (char* slash = std::strrchr(dir, '/')) *slash = '\0';
+    const char* candidates[] = {"/../tools/dscache", "/../bin/dscache", "/dscache"};
+    for (const char* c : candidates) {
+      char path[kMaxPathLength + 32];
+      std::snprintf(path, sizeof path, "%s%s", dir, c);
+      if (REAL(access)(path, X_OK) == 0) {
+        std::snprintf(g_daemon_binary, sizeof g_daemon_binary, "%s", path);
+        return;
+      }
+    }
+  }
+  std::snprintf(g_daemon_binary, sizeof g_daemon_binary, "/usr/local/bin/dscache");
+}
+
+// A daemon connection, made the shim's own fd. 0 or -errno.
+int connect_own(ipc::Connection& conn, char* error, size_t error_size) {
+  int rc = ipc::connect_daemon(conn, g_config, g_daemon_binary, 30000, error, error_size);
+  if (rc == 0) conn.fd = to_own_fd(conn.fd);
+  return rc;
+}
+
+// After a call: if the client closed a broken connection, the fd is not ours.
+void after_call(ipc::Connection& conn, int fd_before) {
+  if (conn.fd != fd_before && fd_before >= 0) set_bit(g_own_bits, fd_before, false);
+}
+
+ipc::Connection* thread_connection(char* error, size_t error_size) {
+  if (t_conn.fd >= 0 && t_conn_generation == g_fork_generation.load()) return &t_conn;
+  Guard guard;
+  if (t_conn.fd >= 0) {
+    close_own_fd(t_conn.fd);  // inherited from the parent across fork
+    t_conn.fd = -1;
+  }
+  if (connect_own(t_conn, error, error_size) != 0) return nullptr;
+  t_conn_generation = g_fork_generation.load();
+  pthread_setspecific(g_conn_key, &t_conn);
+  return &t_conn;
+}
+
+void count_wait(int mount, int64_t since_ns) {
+  IndexReader* idx = g_index_state.load(std::memory_order_acquire) == 2 ? g_index.load(std::memory_order_acquire)
+                                                                         : nullptr;
+  if (MountStats* ms = stats_of(idx, mount)) {
+    ms->wait_ns.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, now_ns() - since_ns)), std::memory_order_relaxed);
+  }
+}
+
+bool dir_is_fresh(int mount, const char* dir, size_t dir_length) {
+  IndexReader* idx = index();
+  if (idx == nullptr) return false;
+  SlotSnapshot s;
+  IndexKey key = index_key(g_config.mounts[mount].id, dir, dir_length);
+  if (idx->find(key, s, nullptr) != LookupResult::found || s.kind() != SlotKind::directory || s.mtime_ns <= 0) {
+    return false;
+  }
+  return g_config.meta_ttl_ns == INT64_MAX || now_ns() - s.mtime_ns < g_config.meta_ttl_ns;
+}
+
+}  // namespace
+
+void init_daemon_link() {
+  find_daemon_binary();
+  pthread_key_create(&g_conn_key, close_thread_connection);
+}
+
+void reset_connections_after_fork() { g_pin_lock.clear(); }
+
+void renumber_connection(int from, int to) {
+  if (t_conn.fd == from) t_conn.fd = to;
+  if (g_pin_conn.fd == from) g_pin_conn.fd = to;
+}
+
+// This mount's counters, remembered per index mapping.
+MountStats* stats_of(IndexReader* idx, int mount) {
+  static std::atomic<IndexReader*> cached_for{nullptr};
+  static std::atomic<MountStats*> cached[kMaxMounts];
+  if (idx == nullptr) return nullptr;
+  if (cached_for.load(std::memory_order_acquire) == idx) {
+    if (MountStats* ms = cached[mount].load(std::memory_order_relaxed)) return ms;
+  } else {
+    for (auto& c : cached) c.store(nullptr, std::memory_order_relaxed);
+    cached_for.store(idx, std::memory_order_release);
+  }
+  for (MountStats& ms : idx->stats().mounts) {
+    if (ms.mount_id.load(std::memory_order_relaxed) == g_config.mounts[mount].id) {
+      cached[mount].store(&ms, std::memory_order_relaxed);
+      return &ms;
+    }
+  }
+  return nullptr;
+}
+
+int ask_daemon(ipc::MessageType type, int mount, const char* path, uint64_t offset, uint64_t length, uint32_t flags) {
+  static std::atomic<bool> logged{false};
+  char text[ipc::kMaxReplyText];
+  char error[512];
+  // A connection that breaks mid-request (the daemon stopped or was
+  // restarted) is made again, a few times with a growing pause, within a
+  // bounded time: a restart takes well under a second.
+  constexpr int kAttempts = 5;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    if (attempt > 1) {
+      const timespec pause{0, (50'000'000L << (attempt - 2))};  // 50, 100, 200 ms
+      nanosleep(&pause, nullptr);
+    }
+    ipc::Connection* conn = thread_connection(error, sizeof error);
+    if (conn == nullptr) {
+      if (!logged.exchange(true)) log_line("dscache: %s: reads of uncached files fail with EIO", error);
+      return EIO;
+    }
+    Guard guard;
+    const int fd_before = conn->fd;
+    const int64_t started = now_ns();
+    int rc = ipc::call_daemon(*conn, type, g_config.mounts[mount].id, path, offset, length, flags, nullptr, text,
+                              sizeof text);
+    after_call(*conn, fd_before);
+    count_wait(mount, started);
+    if (rc >= 0) {
+      if (rc != 0 && rc != ENOENT && rc != EISDIR && rc != ENOTDIR) {
+        log_line("dscache: %s%s%s: %s", g_config.mounts[mount].prefix, path[0] != '\0' ? "/" : "", path, text);
+      }
+      return rc;
+    }
+  }
+  log_line("dscache: %s%s%s: the daemon went away %d times while serving the request: EIO",
+           g_config.mounts[mount].prefix, path[0] != '\0' ? "/" : "", path, kAttempts);
+  return EIO;
+}
+
+int pin(int mount, const char* rel, bool on) {
+  while (g_pin_lock.test_and_set(std::memory_order_acquire)) {
+  }
+  int rc = EIO;
+  char text[256], error[256];
+  {
+    Guard guard;
+    if (g_pin_conn.fd >= 0 && g_pin_generation != g_fork_generation.load()) {
+      close_own_fd(g_pin_conn.fd);
+      g_pin_conn.fd = -1;
+    }
+    // Twice: a connection to a daemon that has since stopped fails once and
+    // is made again (to the daemon that runs now).
+    for (int attempt = 0; attempt < 2 && rc == EIO; ++attempt) {
+      if (g_pin_conn.fd < 0 && connect_own(g_pin_conn, error, sizeof error) != 0) break;
+      g_pin_generation = g_fork_generation.load();
+      const int fd_before = g_pin_conn.fd;
+      int r = ipc::call_daemon(g_pin_conn, on ? ipc::MessageType::pin : ipc::MessageType::unpin,
+                               g_config.mounts[mount].id, rel, 0, 0, 0, nullptr, text, sizeof text);
+      after_call(g_pin_conn, fd_before);
+      rc = r < 0 ? EIO : r;
+    }
+  }
+  g_pin_lock.clear(std::memory_order_release);
+  return rc;
+}
+
+uint32_t current_daemon() {
+  IndexReader* idx = index();
+  return idx != nullptr ? idx->header().daemon_pid.load(std::memory_order_acquire) : 0;
+}
+
+IndexReader* index() {
+  int state = g_index_state.load(std::memory_order_acquire);
+  if (state == 2) {
+    IndexReader* current = g_index.load(std::memory_order_acquire);
+    if (!current->retired()) return current;
+    // A daemon replaced the index (another version or block size): open the
+    // new one. The old mapping stays, as other threads may be reading it; its
+    // lookups all come back busy now.
+    int expected = 2;
+    if (!g_index_state.compare_exchange_strong(expected, 0)) return nullptr;
+    log_line("dscache: the cache index %s/index was replaced by a new daemon: opening the new one", g_config.cache_dir);
+    reset_root_fds();
+  }
+  int expected = 0;
+  if (g_index_state.load(std::memory_order_acquire) != 0 || !g_index_state.compare_exchange_strong(expected, 1)) {
+    return nullptr;
+  }
+  const int used = g_index_generations;
+  if (used == kIndexGenerations) {
+    g_index_state.store(0, std::memory_order_release);
+    return nullptr;  // replaced again and again: lookups go to the daemon
+  }
+  Guard guard;
+  char path[kMaxPathLength + 16];
+  std::snprintf(path, sizeof path, "%s/index", g_config.cache_dir);
+  auto* reader = new (g_index_storage[used]) IndexReader();
+  if (reader->open(path) != 0 || reader->retired()) {
+    g_index_state.store(0, std::memory_order_release);  // the daemon creates it: try again later
+    return nullptr;
+  }
+  g_index_generations = used + 1;
+  g_index.store(reader, std::memory_order_release);
+  g_index_state.store(2, std::memory_order_release);
+  return reader;
+}
+
+IndexKey key_of(int mount, const char* rel) { return index_key(g_config.mounts[mount].id, rel, std::strlen(rel)); }
+
+int ensure_listed(int mount, const char* dir, size_t dir_length) {
+  if (dir_is_fresh(mount, dir, dir_length)) return 0;
+  char buf[kMaxPathLength];
+  std::memcpy(buf, dir, dir_length);
+  buf[dir_length] = '\0';
+  int rc = ask_daemon(ipc::MessageType::ensure_listed, mount, buf, 0, 0, 0);
+  if (rc == 0) return 0;
+  if (rc == EIO) {
+    // No daemon: a directory listed before still serves (stale beats failing).
+    char mirror[kMaxPathLength + 64];
+    std::snprintf(mirror, sizeof mirror, "%s%s%s", g_roots[mount].path, dir_length > 0 ? "/" : "", buf);
+    struct stat st {};
+    Guard guard;
+    if (REAL(stat)(mirror, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+  }
+  return -rc;
+}
+
+}  // namespace dscache::shim

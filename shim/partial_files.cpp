@@ -1,0 +1,336 @@
+// Partial files: large objects the program opened before they were complete.
+// Their mirror files are sparse, and an unfilled hole reads as zeros, so the
+// shim tracks each such fd and makes a range present before the program reads
+// it. The rules that keep that true (docs/architecture.md, "Partial files"):
+//
+// * A read is let through only after the bitmap said its blocks are present
+//   AND the slot's generation, read again after the bitmap, is the one the fd
+//   was opened under: an eviction in between (which bumps the generation
+//   before it replaces the file) sends the check round again.
+// * An fd whose file was replaced (evicted and refetched, repaired by fsck)
+//   is moved onto the current file with its offset, status flags and
+//   close-on-exec flag, and only after fstat shows it is still on the inode
+//   the table recorded.
+// * A pin lasts as long as the daemon it was made with: a read after a daemon
+//   restart pins again.
+// * A vfork child (or any clone sharing our memory: posix_spawn, Python's
+//   subprocess) runs the close and exec hooks in the parent's memory; it
+//   never changes the table, so the parent keeps guarding its fds.
+#include <sys/syscall.h>
+
+#include <cstring>
+
+#include "internal.h"
+#include "real.h"
+
+namespace dscache::shim {
+
+namespace {
+
+constexpr int kMaxPartials = 256;
+constexpr int kCheckAttempts = 8;
+
+struct PartialFile {
+  std::atomic<int> fd{-1};  // -1: free; -2: being filled in
+  int mount = -1;
+  uint64_t slot = 0;
+  uint64_t size = 0;
+  uint64_t etag_hash = 0;
+  int64_t mtime_ns = 0;  // the object's
+  dev_t dev = 0;  // the inode the fd is on
+  ino_t ino = 0;
+  std::atomic<uint32_t> generation{0};   // the slot generation of that inode
+  std::atomic<uint64_t> next_offset{0};  // where a sequential reader continues
+  std::atomic<uint32_t> pinned_in{0};    // fork generation of the pin
+  std::atomic<uint32_t> pinned_with{0};  // the daemon (pid) that holds the pin; 0: none
+  char rel[kMaxPathLength];              // the path below the mount
+};
+PartialFile g_partials[kMaxPartials];
+std::atomic<uint64_t> g_partial_bits[kBitmapFds / 64];
+std::atomic<int> g_partial_count{0};
+
+PartialFile* find_partial(int fd) {
+  if (fd < 0) return nullptr;
+  if (fd < kBitmapFds && !test_bit(g_partial_bits, fd)) return nullptr;
+  for (PartialFile& p : g_partials) {
+    if (p.fd.load(std::memory_order_acquire) == fd) return &p;
+  }
+  return nullptr;
+}
+
+// A free entry, reserved (fd -2) for the caller to fill in and publish.
+PartialFile* reserve_entry() {
+  for (PartialFile& p : g_partials) {
+    int expected = -1;
+    if (p.fd.load() == -1 && p.fd.compare_exchange_strong(expected, -2)) return &p;
+  }
+  return nullptr;
+}
+
+void publish(PartialFile& p, int fd) {
+  g_partial_count.fetch_add(1);
+  p.fd.store(fd, std::memory_order_release);
+  set_bit(g_partial_bits, fd, true);
+}
+
+void pin_with_daemon(PartialFile& p) {
+  const int rc = pin(p.mount, p.rel, true);
+  p.pinned_in.store(g_fork_generation.load());
+  p.pinned_with.store(rc == 0 ? current_daemon() : 0);
+}
+
+void drop_partial(PartialFile& p, bool unpin) {
+  const int fd = p.fd.load();
+  set_bit(g_partial_bits, fd, false);
+  if (unpin && p.pinned_with.load() != 0) pin(p.mount, p.rel, false);
+  p.fd.store(-1, std::memory_order_release);
+  g_partial_count.fetch_sub(1);
+}
+
+// The fd's file was replaced (its slot generation moved on): puts the current
+// mirror file under the same fd number with the same offset and flags.
+// 0 or -errno.
+int move_to_current_file(int fd, PartialFile& p, uint32_t generation, bool shared_child) {
+  Guard guard;
+  struct stat st {};
+  if (REAL(fstat)(fd, &st) != 0) return -errno;
+  if (st.st_dev != p.dev || st.st_ino != p.ino) return -EBADF;  // not the file we registered: leave it alone
+  const off_t offset = REAL(lseek)(fd, 0, SEEK_CUR);
+  const int status_flags = REAL(fcntl)(fd, F_GETFL);
+  const int fd_flags = REAL(fcntl)(fd, F_GETFD);
+  if (offset < 0 || status_flags < 0 || fd_flags < 0) return -errno;
+  const int root = root_fd(p.mount);
+  int fresh = REAL(openat)(root >= 0 ? root : AT_FDCWD, p.rel, O_RDONLY | O_CLOEXEC, 0);
+  if (fresh < 0) return -errno;
+  struct stat now {};
+  if (REAL(fstat)(fresh, &now) != 0 || REAL(fcntl)(fresh, F_SETFL, status_flags) != 0 ||
+      REAL(dup3)(fresh, fd, (fd_flags & FD_CLOEXEC) != 0 ? O_CLOEXEC : 0) < 0) {
+    const int err = errno;
+    REAL(close)(fresh);
+    return -err;
+  }
+  REAL(close)(fresh);
+  if (REAL(lseek)(fd, offset, SEEK_SET) < 0) return -errno;
+  if (!shared_child) {
+    p.dev = now.st_dev;
+    p.ino = now.st_ino;
+    p.generation.store(generation);
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::atomic<int> g_pid{0};
+
+bool in_shared_memory_child() {
+  return static_cast<int>(syscall(SYS_getpid)) != g_pid.load(std::memory_order_relaxed);
+}
+
+int register_partial(int fd, int mount, const char* rel, uint64_t slot, const SlotSnapshot& s) {
+  const size_t n = std::strlen(rel);
+  if (n >= kMaxPathLength) return -ENAMETOOLONG;
+  struct stat st {};
+  {
+    Guard guard;
+    if (REAL(fstat)(fd, &st) != 0) return -errno;
+  }
+  PartialFile* p = reserve_entry();
+  if (p == nullptr) return -EMFILE;  // more large files open at once than the table holds
+  std::memcpy(p->rel, rel, n + 1);
+  p->mount = mount;
+  p->slot = slot;
+  p->size = s.size;
+  p->etag_hash = s.etag_hash;
+  p->mtime_ns = s.mtime_ns;
+  p->dev = st.st_dev;
+  p->ino = st.st_ino;
+  p->generation.store(s.generation());
+  p->next_offset.store(0);
+  pin_with_daemon(*p);
+  publish(*p, fd);
+  return 0;
+}
+
+void note_reopen(int fd) {
+  // /proc/self/fd/N, /proc/<pid>/fd/N, /dev/fd/N: the same inode as N, so the
+  // same file, which a partial entry may describe.
+  if (g_partial_count.load(std::memory_order_relaxed) == 0 || fd < 0) return;
+  struct stat st {};
+  {
+    Guard guard;
+    if (REAL(fstat)(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
+  }
+  for (PartialFile& src : g_partials) {
+    if (src.fd.load(std::memory_order_acquire) < 0 || src.dev != st.st_dev || src.ino != st.st_ino) continue;
+    PartialFile* p = reserve_entry();
+    if (p == nullptr) return;
+    std::memcpy(p->rel, src.rel, std::strlen(src.rel) + 1);
+    p->mount = src.mount;
+    p->slot = src.slot;
+    p->size = src.size;
+    p->etag_hash = src.etag_hash;
+    p->mtime_ns = src.mtime_ns;
+    p->dev = src.dev;
+    p->ino = src.ino;
+    p->generation.store(src.generation.load());
+    p->next_offset.store(0);
+    pin_with_daemon(*p);
+    publish(*p, fd);
+    return;
+  }
+}
+
+bool is_partial(int fd) { return find_partial(fd) != nullptr; }
+
+namespace {
+timespec to_timespec(int64_t ns) { return {static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)}; }
+}  // namespace
+
+bool filling_mtime(const Target& target, uint64_t size, timespec* mtime) {
+  if (size <= g_config.whole_file_max) return false;
+  IndexReader* idx = index();
+  SlotSnapshot s;
+  if (idx == nullptr || idx->find(key_of(target.mount, target.rel), s, nullptr) != LookupResult::found ||
+      s.kind() != SlotKind::file || s.state() == FileState::complete) {
+    return false;
+  }
+  *mtime = to_timespec(s.mtime_ns);
+  return true;
+}
+
+bool partial_mtime(int fd, timespec* mtime) {
+  const PartialFile* p = find_partial(fd);
+  if (p == nullptr) return false;
+  *mtime = to_timespec(p->mtime_ns);
+  return true;
+}
+
+int ensure_readable(int fd, uint64_t offset, uint64_t length) {
+  PartialFile* p = find_partial(fd);
+  if (p == nullptr) return 0;
+  if (length == 0 || offset >= p->size) return 0;
+  const uint64_t end = offset + length < p->size ? offset + length : p->size;
+  const IndexKey key = key_of(p->mount, p->rel);
+  const bool shared_child = in_shared_memory_child();
+  if (!shared_child) {
+    // A child of fork pins with its own connection; a restarted daemon
+    // knows no pins: either way, pin again.
+    const uint32_t daemon = current_daemon();
+    if (p->pinned_in.load() != g_fork_generation.load() || (daemon != 0 && p->pinned_with.load() != daemon)) {
+      pin_with_daemon(*p);
+    }
+  }
+  uint32_t generation = p->generation.load();
+  const bool sequential = p->next_offset.load(std::memory_order_relaxed) == offset;
+  const uint64_t bs = g_config.block_size;
+  for (int attempt = 0; attempt < kCheckAttempts; ++attempt) {
+    IndexReader* idx = index();
+    SlotSnapshot s;
+    if (idx == nullptr || idx->read(p->slot, s) != LookupResult::found) {
+      // No index mapped, or the daemon is writing the slot (an eviction, say):
+      // the daemon answers when the range is present.
+      if (int rc = ask_daemon(ipc::MessageType::fetch_range, p->mount, p->rel, offset, end - offset, 0); rc != 0) {
+        return -rc;
+      }
+      continue;
+    }
+    if (!(s.key == key) || s.kind() != SlotKind::file || s.etag_hash != p->etag_hash) {
+      log_line("dscache: %s/%s: the object changed in the store while it was open", g_config.mounts[p->mount].prefix,
+               p->rel);
+      return -ESTALE;
+    }
+    if (s.generation() != generation) {
+      // The same object, placed again (evicted and refetched, repaired):
+      // move this descriptor onto the current file, then check again.
+      if (int rc = move_to_current_file(fd, *p, s.generation(), shared_child); rc != 0) return rc;
+      generation = s.generation();
+      continue;
+    }
+    if (s.state() == FileState::complete) break;
+    const BlockRecord* record = s.blocks() ? idx->block_record(s.aux) : nullptr;
+    if (record != nullptr && IndexReader::blocks_present(*record, offset / bs, (end - 1) / bs)) {
+      // The bitmap belongs to the generation read above only if that is
+      // still the slot's generation now.
+      SlotSnapshot again;
+      if (idx->read(p->slot, again) == LookupResult::found && again.generation() == generation &&
+          again.key == key) {
+        break;
+      }
+      continue;
+    }
+    int rc = ask_daemon(ipc::MessageType::fetch_range, p->mount, p->rel, offset, end - offset,
+                        sequential ? ipc::kFlagSequential : 0);
+    if (rc != 0) return -rc;
+    if (attempt == kCheckAttempts - 1) {
+      log_line("dscache: %s/%s: the file kept changing while it was read", g_config.mounts[p->mount].prefix, p->rel);
+      return -EIO;
+    }
+  }
+  if (!shared_child) p->next_offset.store(end, std::memory_order_relaxed);
+  if (MountStats* ms = stats_of(index(), p->mount)) ms->bytes_served.fetch_add(end - offset, std::memory_order_relaxed);
+  return 0;
+}
+
+int complete_fd(int fd) {
+  PartialFile* p = find_partial(fd);
+  if (p == nullptr) return 0;
+  if (int rc = ensure_readable(fd, 0, p->size); rc != 0) return rc;
+  if (!in_shared_memory_child()) drop_partial(*p, true);
+  return 0;
+}
+
+void complete_inherited(bool every_open_fd) {
+  if (g_partial_count.load(std::memory_order_relaxed) == 0) return;
+  for (PartialFile& p : g_partials) {
+    const int fd = p.fd.load();
+    if (fd < 0) continue;
+    int fd_flags;
+    {
+      Guard guard;
+      fd_flags = REAL(fcntl)(fd, F_GETFD);
+    }
+    if (fd_flags < 0) continue;  // closed (in a vfork child, say)
+    if ((fd_flags & FD_CLOEXEC) != 0 && !every_open_fd) continue;
+    if (int rc = complete_fd(fd); rc != 0) {
+      log_line("dscache: %s/%s: could not complete the file before running a program (%s)",
+               g_config.mounts[p.mount].prefix, p.rel, std::strerror(-rc));
+    }
+  }
+}
+
+void forget_fd(int fd) {
+  PartialFile* p = find_partial(fd);
+  const bool dir = is_mapped_dirfd(fd);
+  if (p == nullptr && !dir) return;
+  if (in_shared_memory_child()) return;  // the parent's fd, in the parent's memory
+  if (p != nullptr) drop_partial(*p, true);
+  if (dir) set_bit(g_dir_bits, fd, false);
+}
+
+void forget_fd_range(unsigned first, unsigned last) {
+  int shared_child = -1;  // asked once, and only if something would change
+  auto may_change = [&] {
+    if (shared_child < 0) shared_child = in_shared_memory_child() ? 1 : 0;
+    return shared_child == 0;
+  };
+  for (PartialFile& p : g_partials) {
+    int fd = p.fd.load(std::memory_order_acquire);
+    if (fd >= 0 && static_cast<unsigned>(fd) >= first && static_cast<unsigned>(fd) <= last) {
+      if (!may_change()) return;
+      drop_partial(p, true);
+    }
+  }
+  for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(kBitmapFds); ++fd) {
+    if ((fd % 64) == 0 && fd + 63 <= last && g_dir_bits[fd / 64].load(std::memory_order_relaxed) == 0) {
+      fd += 63;  // a clear word at a time
+      continue;
+    }
+    if (test_bit(g_dir_bits, static_cast<int>(fd))) {
+      if (!may_change()) return;
+      set_bit(g_dir_bits, static_cast<int>(fd), false);
+    }
+  }
+}
+
+}  // namespace dscache::shim

@@ -84,6 +84,11 @@ void complete_inherited(bool every_open_fd);
 // `fd` was just opened by a path that names an open fd (/proc/self/fd/N,
 // /dev/fd/N): if it is on a partial file's inode, it is guarded as one too.
 void note_reopen(int fd);
+// `to` is a duplicate of `from` (dup, dup2, dup3, F_DUPFD): guarded alike.
+void note_partial_dup(int from, int to);
+// Before duplicating `fd`: 0, or -errno if a partial file could not be made
+// complete where it must be (in a vfork child).
+int prepare_dup(int fd);
 inline bool names_an_open_fd(const char* path) {
   return path[0] == '/' && ((path[1] == 'p' && __builtin_strncmp(path, "/proc/", 6) == 0) ||
                             (path[1] == 'd' && __builtin_strncmp(path, "/dev/fd/", 8) == 0));

@@ -109,6 +109,7 @@ void mark_mapped_dirfd(int fd) { set_bit(g_dir_bits, fd, true); }
 void note_dup(int from, int to) {
   if (to < 0) return;
   set_bit(g_dir_bits, to, test_bit(g_dir_bits, from));
+  note_partial_dup(from, to);
 }
 
 }  // namespace dscache::shim

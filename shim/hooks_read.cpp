@@ -1,7 +1,8 @@
 // File descriptors. Complete files are plain fds the shim never touches
 // again; only partial large files (a bit in a bitmap says which) are checked:
 // every read makes its range present first, and whatever would read behind
-// the shim's back (mmap, sendfile, stdio, dup, exec) completes the file first.
+// the shim's back (mmap, sendfile, stdio, exec) completes the file first;
+// a duplicate (dup, /proc/self/fd reopen) is guarded like the original.
 #include <cstdarg>
 
 #include "core.h"
@@ -24,6 +25,11 @@ int before_read(int fd, int64_t offset, uint64_t length) {
   if (offset < 0) offset = REAL(lseek)(fd, 0, SEEK_CUR);
   if (offset < 0) return -1;
   int rc = ensure_readable(fd, static_cast<uint64_t>(offset), length);
+  return rc == 0 ? 0 : fail(rc);
+}
+
+int before_dup(int fd) {
+  int rc = prepare_dup(fd);
   return rc == 0 ? 0 : fail(rc);
 }
 
@@ -134,14 +140,15 @@ __attribute__((visibility("default"))) FILE* fdopen(int fd, const char* mode) no
   if (complete_first(fd) != 0) return nullptr;
   return REAL(fdopen)(fd, mode);
 }
+// A duplicate of a partial fd is guarded like it (note_dup).
 __attribute__((visibility("default"))) int dup(int fd) noexcept {
-  if (complete_first(fd) != 0) return -1;
+  if (before_dup(fd) != 0) return -1;
   int r = REAL(dup)(fd);
   if (r >= 0 && active()) note_dup(fd, r);
   return r;
 }
 __attribute__((visibility("default"))) int dup2(int fd, int fd2) noexcept {
-  if (complete_first(fd) != 0) return -1;
+  if (before_dup(fd) != 0) return -1;
   if (fd != fd2 && active()) {
     forget_fd(fd2);  // dup2 closes fd2
     if (is_own_fd(fd2)) move_own_fd(fd2);
@@ -151,7 +158,7 @@ __attribute__((visibility("default"))) int dup2(int fd, int fd2) noexcept {
   return r;
 }
 __attribute__((visibility("default"))) int dup3(int fd, int fd2, int flags) noexcept {
-  if (complete_first(fd) != 0) return -1;
+  if (before_dup(fd) != 0) return -1;
   if (fd != fd2 && active()) {
     forget_fd(fd2);
     if (is_own_fd(fd2)) move_own_fd(fd2);
@@ -163,10 +170,11 @@ __attribute__((visibility("default"))) int dup3(int fd, int fd2, int flags) noex
 
 namespace {
 
-// fcntl commands that cannot reach a file's bytes. Any other on a partial
-// file (a duplicate, or one this list does not know) completes it first.
+// fcntl commands that cannot reach a file's bytes unguarded. Any other on a
+// partial file (one this list does not know) completes it first.
 bool fcntl_keeps_bytes_hidden(int cmd) {
   switch (cmd) {
+    case F_DUPFD: case F_DUPFD_CLOEXEC:  // the duplicate is guarded too (note_dup)
     case F_GETFD: case F_SETFD: case F_GETFL: case F_SETFL:
     case F_GETLK: case F_SETLK: case F_SETLKW: case F_OFD_GETLK: case F_OFD_SETLK: case F_OFD_SETLKW:
     case F_GETOWN: case F_SETOWN: case F_GETOWN_EX: case F_SETOWN_EX: case F_GETSIG: case F_SETSIG:
@@ -184,6 +192,7 @@ int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void* arg) {
     if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && active()) note_dup(fd, r);
     return r;
   }
+  if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && before_dup(fd) != 0) return -1;
   if (!fcntl_keeps_bytes_hidden(cmd) && complete_first(fd) != 0) return -1;
   int r = real(fd, cmd, arg);
   if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) note_dup(fd, r);

@@ -152,6 +152,28 @@ int register_partial(int fd, int mount, const char* rel, uint64_t slot, const Sl
   return 0;
 }
 
+namespace {
+
+// `fd` is on the same file as `src` (a dup, a reopen): guard it the same way.
+void copy_entry(const PartialFile& src, int fd) {
+  PartialFile* p = reserve_entry();
+  if (p == nullptr) return;
+  std::memcpy(p->rel, src.rel, std::strlen(src.rel) + 1);
+  p->mount = src.mount;
+  p->slot = src.slot;
+  p->size = src.size;
+  p->etag_hash = src.etag_hash;
+  p->mtime_ns = src.mtime_ns;
+  p->dev = src.dev;
+  p->ino = src.ino;
+  p->generation.store(src.generation.load());
+  p->next_offset.store(src.next_offset.load());
+  pin_with_daemon(*p);
+  publish(*p, fd);
+}
+
+}  // namespace
+
 void note_reopen(int fd) {
   // /proc/self/fd/N, /proc/<pid>/fd/N, /dev/fd/N: the same inode as N, so the
   // same file, which a partial entry may describe.
@@ -162,23 +184,24 @@ void note_reopen(int fd) {
     if (REAL(fstat)(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
   }
   for (PartialFile& src : g_partials) {
-    if (src.fd.load(std::memory_order_acquire) < 0 || src.dev != st.st_dev || src.ino != st.st_ino) continue;
-    PartialFile* p = reserve_entry();
-    if (p == nullptr) return;
-    std::memcpy(p->rel, src.rel, std::strlen(src.rel) + 1);
-    p->mount = src.mount;
-    p->slot = src.slot;
-    p->size = src.size;
-    p->etag_hash = src.etag_hash;
-    p->mtime_ns = src.mtime_ns;
-    p->dev = src.dev;
-    p->ino = src.ino;
-    p->generation.store(src.generation.load());
-    p->next_offset.store(0);
-    pin_with_daemon(*p);
-    publish(*p, fd);
-    return;
+    if (src.fd.load(std::memory_order_acquire) >= 0 && src.dev == st.st_dev && src.ino == st.st_ino) {
+      copy_entry(src, fd);
+      return;
+    }
   }
+}
+
+void note_partial_dup(int from, int to) {
+  if (from == to || to < 0) return;
+  const PartialFile* src = find_partial(from);
+  if (src != nullptr && !in_shared_memory_child()) copy_entry(*src, to);
+}
+
+int prepare_dup(int fd) {
+  // A vfork child cannot record the duplicate in the parent's table, and it
+  // is about to run another program (dup2 onto stdin, say): complete it.
+  if (!is_partial(fd) || !in_shared_memory_child()) return 0;
+  return complete_fd(fd);
 }
 
 bool is_partial(int fd) { return find_partial(fd) != nullptr; }

@@ -103,10 +103,6 @@ class Cache:
         return subprocess.Popen([PY, "-c", PRELUDE + textwrap.dedent(code), *map(str, args)], env=self.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def mirror(self):
-        root = os.path.join(self.dir, "cache", "mirror")
-        return os.path.join(root, os.listdir(root)[0], KEY)
-
     def stop(self):
         self.tool("daemon", "--stop", check=False)
 
@@ -173,6 +169,34 @@ def test_fork_child_reads():
         assert status == 0, 'the child read wrong bytes'
         check(MIB, os.read(fd, 4 * MIB), 'parent after the child')
     """)
+    c.stop()
+
+
+def test_dup_and_redirection():
+    # A duplicate is guarded like the original, without fetching the whole
+    # file first; a child given the file as stdin reads it whole and right.
+    c = Cache("dup")
+    r = c.py("""
+        fd = os.open(FILE, os.O_RDONLY)
+        check(0, os.read(fd, 4096), 'first')
+        d = os.dup(fd)
+        check(4096, os.read(d, MIB), 'dup')
+        os.dup2(fd, 40)
+        check(10 * MIB, os.pread(40, MIB, 10 * MIB), 'dup2')
+        import fcntl
+        e = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 50)
+        check(17 * MIB, os.pread(e, MIB, 17 * MIB), 'F_DUPFD_CLOEXEC')
+        mirror = os.path.join(sys.argv[1], os.listdir(sys.argv[1])[0], KEY)
+        print(os.stat(mirror).st_blocks * 512)
+        with open(FILE, 'rb') as f:
+            out = subprocess.run(['md5sum'], stdin=f, capture_output=True, check=True).stdout
+        print(out.split()[0].decode())
+    """, os.path.join(c.dir, "cache", "mirror"))
+    held, md5 = r.stdout.decode().split()
+    assert int(held) < SIZE // 2, "the dups fetched the whole file first (%s bytes held)" % held
+    assert md5 == MD5, "the child read its stdin wrong"
+    out = c.run(["dd", "if=" + FILE, "bs=1M", "skip=5", "count=3", "status=none"]).stdout
+    assert out == DATA[5 * MIB:8 * MIB], "dd read wrong bytes"
     c.stop()
 
 
@@ -281,8 +305,12 @@ def test_daemon_restart_keeps_offset_flags_and_pins():
         fd = os.open(FILE, os.O_RDONLY | os.O_NONBLOCK)
         check(0, os.read(fd, MIB), 'before')
         subprocess.run([DSCACHE, 'daemon', '--stop'], check=True, env={k: v for k, v in os.environ.items() if k != 'LD_PRELOAD'})
-        r = subprocess.run([DSCACHE, 'evict', FILE], capture_output=True, text=True,
-                           env={k: v for k, v in os.environ.items() if k != 'LD_PRELOAD'})
+        plain = {k: v for k, v in os.environ.items() if k != 'LD_PRELOAD'}
+        # Another process fills the file; the new daemon knows no pin of ours
+        # yet, so the file can be evicted: our fd is then on a replaced file.
+        subprocess.run([DSCACHE, 'warmup', '--quiet', FILE], check=True, env=plain)
+        r = subprocess.run([DSCACHE, 'evict', FILE], capture_output=True, text=True, env=plain)
+        assert r.returncode == 0, 'not evicted: ' + r.stdout + r.stderr
         check(MIB, os.read(fd, 16), 'after a restart and an eviction')
         assert os.lseek(fd, 0, os.SEEK_CUR) == MIB + 16, os.lseek(fd, 0, os.SEEK_CUR)
         assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK, 'O_NONBLOCK was dropped'
@@ -421,6 +449,7 @@ TESTS = [
     test_read_pread_readv_and_seek_hole,
     test_subprocess_between_reads,
     test_fork_child_reads,
+    test_dup_and_redirection,
     test_proc_self_fd_reopen,
     test_cp_and_tar_sparse,
     test_times_stay_the_objects,

@@ -7,9 +7,11 @@ set -euo pipefail
 BUILD=(build-essential cmake ninja-build pkg-config libcurl4-openssl-dev libssl-dev
   liburing-dev libmimalloc-dev doctest-dev libpugixml-dev libxxhash-dev)
 # radosgw/ceph-*: the real S3 server of scripts/s3-server.sh. Python modules are
-# for /usr/bin/python3, which integration tests call explicitly.
+# for /usr/bin/python3, which integration tests call explicitly; xfsprogs makes the
+# reflink (XFS) file system the partial-file test copies onto.
 TEST=(curl ca-certificates radosgw ceph-mon ceph-osd python3 python3-boto3 python3-numpy
-  python3-pil python3-torch python3-torchvision python3-lmdb python3-h5py fio file xxd)
+  python3-pil python3-torch python3-torchvision python3-lmdb python3-h5py fio file xxd
+  xfsprogs)
 # Peers for side-by-side benchmarks (FUSE-based S3 file systems) and the timer.
 BENCH=(s3fs rclone fuse3 hyperfine bc valgrind)
 ALL=("${BUILD[@]}" "${TEST[@]}" "${BENCH[@]}")

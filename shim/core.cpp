@@ -363,9 +363,17 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
     }
     if (fd < 0) return -errno;
     if (int rc = register_partial(fd, t.mount, t.rel, slot, s); rc != 0) {
-      Guard guard;
-      REAL(close)(fd);
-      return rc;
+      {
+        Guard guard;
+        REAL(close)(fd);
+      }
+      if (rc != -EMFILE) return rc;
+      // More large files open at once than the table holds: this one is
+      // made complete, and then needs no entry.
+      if (int fetched = ask_daemon(ipc::MessageType::complete_file, t.mount, t.rel, 0, 0, 0); fetched != 0) {
+        return -fetched;
+      }
+      continue;
     }
     return fd;
   }

@@ -89,12 +89,14 @@ void drop_partial(PartialFile& p, bool unpin) {
 
 // The fd's file was replaced (its slot generation moved on): puts the current
 // mirror file under the same fd number with the same offset and flags.
-// 0 or -errno.
+// 0, -errno, or kNotOurs when the fd is no longer on the file the entry
+// describes (its number was closed behind the shim's back and reused).
+constexpr int kNotOurs = 1;
 int move_to_current_file(int fd, PartialFile& p, uint32_t generation, bool shared_child) {
   Guard guard;
   struct stat st {};
   if (REAL(fstat)(fd, &st) != 0) return -errno;
-  if (st.st_dev != p.dev || st.st_ino != p.ino) return -EBADF;  // not the file we registered: leave it alone
+  if (st.st_dev != p.dev || st.st_ino != p.ino) return kNotOurs;
   const off_t offset = REAL(lseek)(fd, 0, SEEK_CUR);
   const int status_flags = REAL(fcntl)(fd, F_GETFL);
   const int fd_flags = REAL(fcntl)(fd, F_GETFD);
@@ -266,7 +268,12 @@ int ensure_readable(int fd, uint64_t offset, uint64_t length) {
     if (s.generation() != generation) {
       // The same object, placed again (evicted and refetched, repaired):
       // move this descriptor onto the current file, then check again.
-      if (int rc = move_to_current_file(fd, *p, s.generation(), shared_child); rc != 0) return rc;
+      const int rc = move_to_current_file(fd, *p, s.generation(), shared_child);
+      if (rc == kNotOurs) {
+        if (!shared_child) drop_partial(*p, true);
+        return 0;  // another file now: the read is the kernel's
+      }
+      if (rc != 0) return rc;
       generation = s.generation();
       continue;
     }

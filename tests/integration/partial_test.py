@@ -200,6 +200,19 @@ def test_dup_and_redirection():
     c.stop()
 
 
+def test_more_open_than_the_table_holds():
+    # The shim tracks 256 partial fds; the next open gets the file completed
+    # (no EMFILE where a local file would open).
+    c = Cache("many-fds")
+    c.py("""
+        fds = [os.open(FILE, os.O_RDONLY) for _ in range(300)]
+        for i, fd in enumerate(fds):
+            off = (i * 7919 * 8) % (SIZE - 4096)
+            check(off, os.pread(fd, 4096, off), 'fd %d' % i)
+    """)
+    c.stop()
+
+
 def test_proc_self_fd_reopen():
     c = Cache("procfd")
     r = c.py("""
@@ -450,6 +463,7 @@ TESTS = [
     test_subprocess_between_reads,
     test_fork_child_reads,
     test_dup_and_redirection,
+    test_more_open_than_the_table_holds,
     test_proc_self_fd_reopen,
     test_cp_and_tar_sparse,
     test_times_stay_the_objects,

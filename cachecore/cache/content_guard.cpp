@@ -48,6 +48,11 @@ std::string file_system_name(const std::string& dir) {
   }
 }
 
+// Error paths and teardown close many fds: a failure is logged, never fatal.
+void close_fd(int fd, const char* what) {
+  if (fd >= 0 && ::close(fd) != 0) DSCACHE_LOG(warn, "kernel guard: closing %s: %s", what, std::strerror(errno));
+}
+
 std::string self_exe() {
   char buf[4096];
   ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -95,7 +100,7 @@ Status ContentGuard::open_group(const CacheLayout& layout) {
   int fd = ::open(probe.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     int err = errno;
-    ::close(group);
+    close_fd(group, "the fanotify group");
     return Status::error(err, probe + ": cannot create the probe file: " + errno_name(err));
   }
   Status result;
@@ -116,7 +121,7 @@ Status ContentGuard::open_group(const CacheLayout& layout) {
     DSCACHE_LOG(warn, "%s: cannot remove the probe file: %s", probe.c_str(), std::strerror(errno));
   }
   if (!result.ok()) {
-    ::close(group);
+    close_fd(group, "the fanotify group");
     return result;
   }
 
@@ -129,16 +134,16 @@ Status ContentGuard::open_group(const CacheLayout& layout) {
   }
   if (map == MAP_FAILED) {
     int err = errno;
-    if (table >= 0) ::close(table);
-    ::close(group);
+    close_fd(table, "the pending table");
+    close_fd(group, "the fanotify group");
     return Status::error(err, "cannot make the guard's table of pending events: " + errno_name(err));
   }
   int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake < 0) {
     int err = errno;
-    ::munmap(map, table_bytes);
-    ::close(table);
-    ::close(group);
+    if (::munmap(map, table_bytes) != 0) DSCACHE_LOG(warn, "kernel guard: munmap: %s", std::strerror(errno));
+    close_fd(table, "the pending table");
+    close_fd(group, "the fanotify group");
     return Status::error(err, "eventfd: " + errno_name(err));
   }
   group_fd_ = group;
@@ -152,9 +157,11 @@ Status ContentGuard::open_group(const CacheLayout& layout) {
 ContentGuard::~ContentGuard() {
   stop_listening();
   finish();
-  if (table_ != nullptr) ::munmap(table_, kGuardPendingSlots * sizeof(std::atomic<int32_t>));
-  if (table_fd_ >= 0) ::close(table_fd_);
-  if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (table_ != nullptr && ::munmap(table_, kGuardPendingSlots * sizeof(std::atomic<int32_t>)) != 0) {
+    DSCACHE_LOG(warn, "kernel guard: munmap: %s", std::strerror(errno));
+  }
+  close_fd(table_fd_, "the pending table");
+  close_fd(wake_fd_, "the listener's eventfd");
 }
 
 size_t ContentGuard::guarded_files() const {
@@ -372,9 +379,10 @@ void ContentGuard::spawn_keeper() {
   if (child == 0) {
     // Twice forked: the keeper belongs to init, not to the daemon, and has
     // its own session, so neither a reap nor a terminal's Ctrl-C ties it to us.
-    // A failure here has nobody to tell: the keeper does not start (126), and
-    // the daemon guards alone.
-    if (::fork() != 0) ::_exit(0);
+    // After the second fork a failure has nobody to tell (126, 127): the
+    // keeper does not start and the daemon guards alone.
+    const pid_t keeper = ::fork();
+    if (keeper != 0) ::_exit(keeper > 0 ? 0 : 125);
     sigset_t none;
     sigemptyset(&none);
     if (::setsid() < 0 || ::sigprocmask(SIG_SETMASK, &none, nullptr) != 0 || null_fd < 0 ||
@@ -390,17 +398,23 @@ void ContentGuard::spawn_keeper() {
     ::execv(argv[0], argv);
     ::_exit(127);
   }
-  if (null_fd >= 0) ::close(null_fd);
-  if (log_fd >= 0) ::close(log_fd);
-  ::close(pipe_fds[0]);
+  close_fd(null_fd, "/dev/null");
+  close_fd(log_fd, "daemon.log");
+  close_fd(pipe_fds[0], "the keeper's pipe");
   if (child < 0) {
     DSCACHE_LOG(warn, "kernel guard: no keeper (fork: %s): if the daemon dies, reads of partial files see zeros",
                 std::strerror(errno));
-    ::close(pipe_fds[1]);
+    close_fd(pipe_fds[1], "the keeper's pipe");
     return;
   }
   int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  pid_t reaped;
+  while ((reaped = ::waitpid(child, &status, 0)) < 0 && errno == EINTR) {
+  }
+  if (reaped < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    DSCACHE_LOG(warn, "kernel guard: no keeper (its start failed): if the daemon dies, reads of partial files see zeros");
+    close_fd(pipe_fds[1], "the keeper's pipe");
+    return;
   }
   keeper_pipe_ = pipe_fds[1];
 }
@@ -430,10 +444,10 @@ void ContentGuard::finish() {
     if (guarded_files() == 0 && ::write(keeper_pipe_, "q", 1) != 1) {
       DSCACHE_LOG(warn, "kernel guard: cannot release the keeper: %s", std::strerror(errno));
     }
-    ::close(keeper_pipe_);
+    close_fd(keeper_pipe_, "the keeper's pipe");
     keeper_pipe_ = -1;
   }
-  ::close(group_fd_);
+  close_fd(group_fd_, "the fanotify group");
   group_fd_ = -1;
 }
 

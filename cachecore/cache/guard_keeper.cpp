@@ -36,6 +36,10 @@ bool cache_gone(int root_fd) {
   return ::fstat(root_fd, &st) != 0 || st.st_nlink == 0;
 }
 
+void close_fd(int fd, const char* what) {
+  if (fd >= 0 && ::close(fd) != 0) DSCACHE_LOG(warn, "guard keeper: closing %s: %s", what, std::strerror(errno));
+}
+
 }  // namespace
 
 std::string guard_keeper_pid_path(const CacheLayout& layout) { return layout.run_dir() + "/guard-keeper.pid"; }
@@ -146,7 +150,7 @@ void retire_previous_keeper(const CacheLayout& layout) {
   int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return;  // no keeper ever ran here
   if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
-    ::close(fd);  // its keeper is gone
+    close_fd(fd, path.c_str());  // its keeper is gone
     return;
   }
   char text[32] = {};
@@ -159,7 +163,7 @@ void retire_previous_keeper(const CacheLayout& layout) {
     int c = ::open(proc, O_RDONLY | O_CLOEXEC);
     if (c >= 0) {
       ssize_t n = ::read(c, cmdline, sizeof cmdline - 1);
-      ::close(c);
+      close_fd(c, proc);
       for (ssize_t i = 0; i + 1 < n; ++i) {
         if (cmdline[i] == '\0') cmdline[i] = ' ';
       }
@@ -168,7 +172,7 @@ void retire_previous_keeper(const CacheLayout& layout) {
   }
   if (!keeper || ::kill(pid, SIGTERM) != 0) {
     DSCACHE_LOG(warn, "kernel guard: %s is locked by pid %d, which is not a guard keeper we can stop", path.c_str(), pid);
-    ::close(fd);
+    close_fd(fd, path.c_str());
     return;
   }
   bool gone = false;
@@ -181,7 +185,7 @@ void retire_previous_keeper(const CacheLayout& layout) {
   } else {
     DSCACHE_LOG(warn, "kernel guard: the previous daemon's keeper (pid %d) did not exit within 2 s", pid);
   }
-  ::close(fd);
+  close_fd(fd, path.c_str());
 }
 
 }  // namespace dscache

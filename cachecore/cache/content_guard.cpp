@@ -53,10 +53,16 @@ void close_fd(int fd, const char* what) {
   if (fd >= 0 && ::close(fd) != 0) DSCACHE_LOG(warn, "kernel guard: closing %s: %s", what, std::strerror(errno));
 }
 
-std::string self_exe() {
+// The daemon's own program, by the kernel's link rather than its path: a
+// binary replaced or deleted since the daemon started (an upgrade, a rebuild)
+// still runs as the keeper.
+constexpr const char* kSelfExe = "/proc/self/exe";
+
+// What the keeper's command line shows as argv[0]: the program's path.
+std::string self_exe_name() {
   char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  ssize_t n = ::readlink(kSelfExe, buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("dscache");
 }
 
 }  // namespace
@@ -79,7 +85,7 @@ Result<std::unique_ptr<ContentGuard>> ContentGuard::start(const CacheLayout& lay
     guard->reason_ = s.message();
     return guard;
   }
-  if (guard->options_.keeper_exe.empty() && options.keeper) guard->options_.keeper_exe = self_exe();
+  if (guard->options_.keeper_exe.empty() && options.keeper) guard->options_.keeper_exe = kSelfExe;
   guard->listener_ = std::thread([g = guard.get()] { g->listen(); });
   return guard;
 }
@@ -370,9 +376,10 @@ void ContentGuard::spawn_keeper() {
   std::snprintf(group_arg, sizeof group_arg, "%d", group_fd_);
   std::snprintf(pipe_arg, sizeof pipe_arg, "%d", pipe_fds[0]);
   std::snprintf(table_arg, sizeof table_arg, "%d", table_fd_);
-  std::string exe = options_.keeper_exe;
+  const std::string exe = options_.keeper_exe;
+  std::string name = exe == kSelfExe ? self_exe_name() : exe;
   std::string root = root_;
-  char* argv[] = {exe.data(), const_cast<char*>(kGuardKeeperCommand), group_arg, pipe_arg, table_arg, root.data(),
+  char* argv[] = {name.data(), const_cast<char*>(kGuardKeeperCommand), group_arg, pipe_arg, table_arg, root.data(),
                   nullptr};
   const int keep[] = {group_fd_, pipe_fds[0], table_fd_};
   pid_t child = ::fork();
@@ -395,7 +402,7 @@ void ContentGuard::spawn_keeper() {
     for (int fd : keep) {
       if (::fcntl(fd, F_SETFD, 0) != 0) ::_exit(126);
     }
-    ::execv(argv[0], argv);
+    ::execv(exe.c_str(), argv);
     ::_exit(127);
   }
   close_fd(null_fd, "/dev/null");

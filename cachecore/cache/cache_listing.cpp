@@ -153,7 +153,10 @@ Status CacheManager::make_placeholder(const Mount& mount, const std::string& pat
   if (s.ok() && ::renameat(AT_FDCWD, tmp.c_str(), dir_fd, name.c_str()) != 0) {
     s = Status::error(errno, name + ": cannot place its placeholder: " + errno_name(errno));
   }
-  if (!s.ok()) ::unlink(tmp.c_str());
+  if (!s.ok()) {
+    if (guard_) guard_->forget_replaced(AT_FDCWD, tmp.c_str());
+    ::unlink(tmp.c_str());
+  }
   return s;
 }
 

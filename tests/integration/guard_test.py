@@ -4,7 +4,9 @@ against a real S3 server: programs that read a large object's MIRROR file
 directly, without the shim (a statically linked reader, so no preload could
 help it), get the object's exact bytes while the file is partial, EIO when
 the store cannot deliver them, and never the placeholder's zeros, also after
-the daemon was killed (its keeper then guards the holes).
+the daemon was killed (its keeper then guards the holes). The reader uses
+pread, sendfile (the kernel reads for it) and mmap (one event for the whole
+mapping at mmap time).
 
     guard_test.py DSCACHE_BINARY WORKDIR [TEST...]
 (environment from tests/integration/with-s3.sh)
@@ -46,9 +48,10 @@ READER_C = r"""
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
-/* rawread pread|mmap FILE OFFSET:LENGTH...: the bytes to stdout; on an error
-   "errno N" on stderr and exit 3. */
+/* rawread pread|mmap|sendfile FILE OFFSET:LENGTH...: the bytes to stdout; on
+   an error "errno N" on stderr and exit 3. */
 int main(int argc, char** argv) {
   int fd = open(argv[2], O_RDONLY);
   if (fd < 0) { fprintf(stderr, "errno %d open\n", errno); return 3; }
@@ -68,6 +71,12 @@ int main(int argc, char** argv) {
       if (map != NULL) {
         memcpy(buf, map + off, len);
         n = (ssize_t)len;
+      } else if (strcmp(argv[1], "sendfile") == 0) {
+        /* The kernel copies file to pipe: the bytes never pass this program. */
+        fflush(stdout);
+        off_t at = (off_t)(off + got);
+        n = sendfile(1, fd, &at, len - got);
+        if (n > 0) { got += (size_t)n; continue; }
       } else {
         n = pread(fd, buf + got, len - got, (off_t)(off + got));
       }
@@ -75,7 +84,7 @@ int main(int argc, char** argv) {
       if (n == 0) break;
       got += (size_t)n;
     }
-    fwrite(buf, 1, got, stdout);
+    if (strcmp(argv[1], "sendfile") != 0) fwrite(buf, 1, got, stdout);
     free(buf);
   }
   return 0;
@@ -291,6 +300,8 @@ def test_static_reader_gets_exact_bytes_while_partial():
     before = proxy.ranged
     expect_exact(path, RANGES[:2])
     assert proxy.ranged == before
+    # sendfile: the kernel reads the file for the program.
+    expect_exact(path, [(9 * MIB + 512, 8192), (17 * MIB, 100)], mode="sendfile")
     # mmap raises one event for the whole mapping: all of it is filled first.
     expect_exact(path, [(7 * MIB + 8, 64), (20 * MIB, 4096)], mode="mmap")
     assert cached_bytes(path) >= SIZE

@@ -106,6 +106,7 @@ void child_after_fork() {
   g_fork_generation.fetch_add(1);
   g_pid.store(static_cast<int>(syscall(SYS_getpid)));
   reset_connections_after_fork();
+  reset_partials_after_fork();
 }
 
 void scan_inherited_fds();
@@ -277,12 +278,29 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
   }
   if (access != O_RDONLY || (flags & (O_TRUNC | O_APPEND)) != 0) return -EROFS;
   if (int rc = prepare_lookup(t); rc != 0) return rc;
-  if ((flags & O_PATH) != 0) {
-    Guard guard;
-    int fd = REAL(openat)(t.at_fd, t.at_path, flags, mode);
-    return fd >= 0 ? fd : -errno;
-  }
   const IndexKey key = key_of(t.mount, t.rel);
+  if ((flags & O_PATH) != 0) {
+    int fd;
+    {
+      Guard guard;
+      fd = REAL(openat)(t.at_fd, t.at_path, flags, mode);
+    }
+    if (fd < 0) return -errno;
+    // An O_PATH fd reads nothing, but a reopen through /proc/self/fd does:
+    // a large file still filling is tracked like any partial fd.
+    IndexReader* idx = index();
+    SlotSnapshot s;
+    uint64_t slot = 0;
+    if (idx != nullptr && idx->find(key, s, &slot) == LookupResult::found && s.kind() == SlotKind::file &&
+        s.state() != FileState::complete && s.size > g_config.whole_file_max) {
+      if (int rc = register_partial(fd, t.mount, t.rel, slot, s); rc != 0) {
+        Guard guard;
+        REAL(close)(fd);
+        return rc;
+      }
+    }
+    return fd;
+  }
   for (int attempt = 0; attempt < kOpenAttempts; ++attempt) {
     IndexReader* idx = index();
     SlotSnapshot s;

@@ -74,16 +74,29 @@ bool filling_mtime(const Target& target, uint64_t size, timespec* mtime);
 bool partial_mtime(int fd, timespec* mtime);
 // Makes [offset, offset + length) of a partial fd readable. 0 or -errno.
 int ensure_readable(int fd, uint64_t offset, uint64_t length);
+// A read at the fd's current offset (read, readv): makes the range present
+// and calls do_read, one thread at a time per partial fd. do_read's result
+// (-1 with errno set on failure).
+ssize_t read_at_offset(int fd, uint64_t length, ssize_t (*do_read)(int fd, void* context), void* context);
 // Makes the whole file present; the fd then leaves the partial table. 0 or -errno.
 int complete_fd(int fd);
 // Before running another program (exec, spawn, system, popen), whose reads
 // the shim does not check until it loads it itself: completes every partial
 // fd it will inherit (open and not close-on-exec), or every open one when
 // `every_open_fd` (spawn file actions may dup any fd into the child).
-void complete_inherited(bool every_open_fd);
-// `fd` was just opened by a path that names an open fd (/proc/self/fd/N,
-// /dev/fd/N): if it is on a partial file's inode, it is guarded as one too.
-void note_reopen(int fd);
+// 0, or -errno when one could not be completed (the program must not run).
+int complete_inherited(bool every_open_fd);
+// Partial fds in the table (while none, opens pay nothing for note_reopen).
+extern std::atomic<int> g_partial_count;
+// `fd` was just opened by a path the shim did not map: if it is on a partial
+// file's inode (a reopen through /proc/self/fd/N, /dev/stdin, a link to
+// them), it is guarded as one too; if the path names another process's fd,
+// the file is looked up in the mirror (adopt_fd). 0 or -errno.
+int note_reopen(int fd, bool names_an_open_fd);
+// An fd that came from elsewhere (SCM_RIGHTS, pidfd_getfd, another
+// process's /proc/PID/fd/N): a mirror file still filling enters the table.
+// 0 or -errno.
+int adopt_fd(int fd);
 // `to` is a duplicate of `from` (dup, dup2, dup3, F_DUPFD): guarded alike.
 void note_partial_dup(int from, int to);
 // Before duplicating `fd`: 0, or -errno if a partial file could not be made

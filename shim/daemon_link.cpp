@@ -3,6 +3,7 @@
 // counts into, and directory listings.
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <time.h>
 
 #include <algorithm>
@@ -38,6 +39,26 @@ pthread_key_t g_conn_key;
 ipc::Connection g_pin_conn;
 uint32_t g_pin_generation = 0;
 std::atomic_flag g_pin_lock = ATOMIC_FLAG_INIT;
+
+// Signals wait while a thread talks to the daemon: a handler that reads a
+// partial file or pins one would otherwise send its request on the same
+// connection in the middle of the one it interrupted (and wait forever for
+// a reply that is not its own), or spin on the pin lock its own thread
+// holds. A read of a local disk is not interruptible either.
+class SignalsDeferred {
+ public:
+  SignalsDeferred() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved_);
+  }
+  ~SignalsDeferred() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+  SignalsDeferred(const SignalsDeferred&) = delete;
+  SignalsDeferred& operator=(const SignalsDeferred&) = delete;
+
+ private:
+  sigset_t saved_;
+};
 
 void close_thread_connection(void* conn) {
   auto* c = static_cast<ipc::Connection*>(conn);
@@ -155,6 +176,7 @@ int ask_daemon(ipc::MessageType type, int mount, const char* path, uint64_t offs
   // restarted) is made again, a few times with a growing pause, within a
   // bounded time: a restart takes well under a second.
   constexpr int kAttempts = 5;
+  SignalsDeferred deferred;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     if (attempt > 1) {
       const timespec pause{0, (50'000'000L << (attempt - 2))};  // 50, 100, 200 ms
@@ -185,6 +207,7 @@ int ask_daemon(ipc::MessageType type, int mount, const char* path, uint64_t offs
 }
 
 int pin(int mount, const char* rel, bool on) {
+  SignalsDeferred deferred;
   while (g_pin_lock.test_and_set(std::memory_order_acquire)) {
   }
   int rc = EIO;

@@ -118,6 +118,8 @@
   X(custom, int, dup3, (int fd, int fd2, int flags), (fd, fd2, flags), DSC_NOTHROW) \
   X(custom, int, fcntl, (int fd, int cmd, ...), (fd, cmd), DSC_MAYTHROW) \
   X(custom, int, fcntl64, (int fd, int cmd, ...), (fd, cmd), DSC_MAYTHROW) \
+  X(custom, ssize_t, recvmsg, (int fd, struct msghdr* message, int flags), (fd, message, flags), DSC_MAYTHROW) \
+  X(custom, int, pidfd_getfd, (int pidfd, int targetfd, unsigned int flags), (pidfd, targetfd, flags), DSC_NOTHROW) \
   X(custom, int, ioctl, (int fd, unsigned long request, ...), (fd, request), DSC_NOTHROW) \
   X(custom, int, aio_read, (struct aiocb* cb), (cb), DSC_NOTHROW) \
   X(custom, int, aio_read64, (struct aiocb64* cb), (cb), DSC_NOTHROW) \
@@ -135,6 +137,7 @@
   X(custom, int, execl, (const char* path, const char* arg, ...), (path, arg), DSC_NOTHROW) \
   X(custom, int, execlp, (const char* file, const char* arg, ...), (file, arg), DSC_NOTHROW) \
   X(custom, int, execle, (const char* path, const char* arg, ...), (path, arg), DSC_NOTHROW) \
+  X(custom, int, execveat, (int dirfd, const char* path, char* const argv[], char* const envp[], int flags), (dirfd, path, argv, envp, flags), DSC_NOTHROW) \
   X(custom, int, fexecve, (int fd, char* const argv[], char* const envp[]), (fd, argv, envp), DSC_NOTHROW) \
   X(custom, int, posix_spawn, (pid_t* pid, const char* path, const posix_spawn_file_actions_t* actions, const posix_spawnattr_t* attr, char* const argv[], char* const envp[]), (pid, path, actions, attr, argv, envp), DSC_MAYTHROW) \
   X(custom, int, system, (const char* command), (command), DSC_MAYTHROW) \

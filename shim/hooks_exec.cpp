@@ -26,14 +26,19 @@ bool collect_args(const char* first, va_list args, char** argv) {
 
 // Before any exec or spawn from the program: partial files completed, and
 // the environment it passes keeps the shim's settings.
-char* const* before_exec(char* const* envp, bool every_open_fd = false) {
-  if (t_depth != 0 || !active()) return envp;
-  complete_inherited(every_open_fd);
-  return exec_environment(envp);
+// 0, or -errno when an inherited partial file could not be completed: the
+// program must not run, it would read the file's holes as data.
+int before_exec(char* const*& envp, bool every_open_fd = false) {
+  if (t_depth != 0 || !active()) return 0;
+  if (int rc = complete_inherited(every_open_fd); rc != 0) return rc;
+  envp = exec_environment(envp);
+  return 0;
 }
 
-void before_shell() {
-  if (t_depth == 0 && active()) complete_inherited(false);
+// The same for calls that keep the caller's environment.
+int before_run() {
+  if (t_depth != 0 || !active()) return 0;
+  return complete_inherited(false);
 }
 
 }  // namespace
@@ -41,47 +46,52 @@ void before_shell() {
 extern "C" {
 
 __attribute__((visibility("default"))) int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
-  envp = before_exec(envp);
+  if (int rc = before_exec(const_cast<char* const*&>(envp)); rc != 0) return fail(rc);
   return REAL(execve)(path, argv, envp);
 }
 __attribute__((visibility("default"))) int execv(const char* path, char* const argv[]) noexcept {
-  before_shell();
+  if (int rc = before_run(); rc != 0) return fail(rc);
   return REAL(execv)(path, argv);
 }
 __attribute__((visibility("default"))) int execvp(const char* file, char* const argv[]) noexcept {
-  before_shell();
+  if (int rc = before_run(); rc != 0) return fail(rc);
   return REAL(execvp)(file, argv);
 }
 __attribute__((visibility("default"))) int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
-  envp = before_exec(envp);
+  if (int rc = before_exec(const_cast<char* const*&>(envp)); rc != 0) return fail(rc);
   return REAL(execvpe)(file, argv, envp);
 }
 __attribute__((visibility("default"))) int fexecve(int fd, char* const argv[], char* const envp[]) noexcept {
-  envp = before_exec(envp);
+  if (int rc = before_exec(const_cast<char* const*&>(envp)); rc != 0) return fail(rc);
   return REAL(fexecve)(fd, argv, envp);
+}
+__attribute__((visibility("default"))) int execveat(int dirfd, const char* path, char* const argv[],
+                                                    char* const envp[], int flags) noexcept {
+  if (int rc = before_exec(const_cast<char* const*&>(envp)); rc != 0) return fail(rc);
+  return REAL(execveat)(dirfd, path, argv, envp, flags);
 }
 __attribute__((visibility("default"))) int posix_spawn(pid_t* pid, const char* path,
                                                        const posix_spawn_file_actions_t* actions,
                                                        const posix_spawnattr_t* attr, char* const argv[],
                                                        char* const envp[]) {
-  envp = before_exec(envp, actions != nullptr);
+  if (int rc = before_exec(const_cast<char* const*&>(envp), actions != nullptr); rc != 0) return -rc;
   return REAL(posix_spawn)(pid, path, actions, attr, argv, envp);
 }
 __attribute__((visibility("default"))) int posix_spawnp(pid_t* pid, const char* file,
                                                         const posix_spawn_file_actions_t* actions,
                                                         const posix_spawnattr_t* attr, char* const argv[],
                                                         char* const envp[]) {
-  envp = before_exec(envp, actions != nullptr);
+  if (int rc = before_exec(const_cast<char* const*&>(envp), actions != nullptr); rc != 0) return -rc;
   return REAL(posix_spawnp)(pid, file, actions, attr, argv, envp);
 }
 
 // glibc's system() and popen() spawn the shell through internal calls.
 __attribute__((visibility("default"))) int system(const char* command) {
-  before_shell();
+  if (int rc = before_run(); rc != 0) return fail(rc);
   return REAL(system)(command);
 }
 __attribute__((visibility("default"))) FILE* popen(const char* command, const char* type) {
-  before_shell();
+  if (int rc = before_run(); rc != 0) return errno = -rc, nullptr;
   return REAL(popen)(command, type);
 }
 

@@ -21,7 +21,13 @@ __attribute__((noinline)) int open_maybe_mapped(int dirfd, const char* path, int
 inline int open_path(int dirfd, const char* path, int flags, mode_t mode) {
   const int fd = surely_unmapped(dirfd, path) ? REAL(openat)(dirfd, path, flags, mode)
                                               : open_maybe_mapped(dirfd, path, flags, mode);
-  if (fd >= 0 && path != nullptr && t_depth == 0 && names_an_open_fd(path)) note_reopen(fd);
+  if (fd < 0 || path == nullptr || t_depth != 0 || (flags & O_PATH) != 0) return fd;
+  const bool names_fd = names_an_open_fd(path);
+  if (g_partial_count.load(std::memory_order_relaxed) == 0 && !names_fd) return fd;
+  if (int rc = note_reopen(fd, names_fd); rc != 0) {
+    REAL(close)(fd);
+    return fail(rc);
+  }
   return fd;
 }
 
@@ -37,13 +43,15 @@ FILE* fopen_path(const char* path, const char* mode, FILE* (*real)(const char*, 
   if (route(AT_FDCWD, path, t) != Route::mapped) {
     if (real == nullptr) return errno = ENOSYS, nullptr;
     FILE* f = real(path, mode);
-    if (f != nullptr && t_depth == 0 && names_an_open_fd(path)) {
-      // stdio reads past the hooks: a reopened partial file is completed now.
-      note_reopen(fileno(f));
-      if (int rc = complete_fd(fileno(f)); rc != 0) {
-        fclose(f);
-        return errno = -rc, nullptr;
-      }
+    if (f == nullptr || t_depth != 0) return f;
+    const bool names_fd = names_an_open_fd(path);
+    if (g_partial_count.load(std::memory_order_relaxed) == 0 && !names_fd) return f;
+    // stdio reads past the hooks: a reopened partial file is completed now.
+    int rc = note_reopen(fileno(f), names_fd);
+    if (rc == 0) rc = complete_fd(fileno(f));
+    if (rc != 0) {
+      fclose(f);
+      return errno = -rc, nullptr;
     }
     return f;
   }

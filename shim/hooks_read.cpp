@@ -4,6 +4,7 @@
 // the shim's back (mmap, sendfile, stdio, exec) completes the file first;
 // a duplicate (dup, /proc/self/fd reopen) is guarded like the original.
 #include <cstdarg>
+#include <cstring>
 
 #include "core.h"
 #include "real.h"
@@ -18,12 +19,9 @@ uint64_t iov_length(const struct iovec* iov, int count) {
   return total;
 }
 
-// Before reading `length` bytes at `offset` (or at the current position when
-// offset < 0). 0, or -1 with errno set.
+// Before reading `length` bytes at `offset`. 0, or -1 with errno set.
 int before_read(int fd, int64_t offset, uint64_t length) {
   if (!is_partial(fd)) return 0;
-  if (offset < 0) offset = REAL(lseek)(fd, 0, SEEK_CUR);
-  if (offset < 0) return -1;
   int rc = ensure_readable(fd, static_cast<uint64_t>(offset), length);
   return rc == 0 ? 0 : fail(rc);
 }
@@ -44,8 +42,15 @@ int complete_first(int fd) {
 extern "C" {
 
 __attribute__((visibility("default"))) ssize_t read(int fd, void* buf, size_t count) {
-  if (before_read(fd, -1, count) != 0) return -1;
-  return REAL(read)(fd, buf, count);
+  if (!is_partial(fd)) return REAL(read)(fd, buf, count);
+  struct Args {
+    void* buf;
+    size_t count;
+  } args{buf, count};
+  return read_at_offset(fd, count, [](int f, void* a) {
+    auto* x = static_cast<Args*>(a);
+    return REAL(read)(f, x->buf, x->count);
+  }, &args);
 }
 __attribute__((visibility("default"))) ssize_t __read_chk(int fd, void* buf, size_t count, size_t buflen) {
   if (count > buflen) __builtin_trap();  // what the fortified original does: a buffer overflow
@@ -70,8 +75,15 @@ __attribute__((visibility("default"))) ssize_t __pread64_chk(int fd, void* buf, 
   return pread64(fd, buf, count, offset);
 }
 __attribute__((visibility("default"))) ssize_t readv(int fd, const struct iovec* iov, int iovcnt) {
-  if (before_read(fd, -1, iov_length(iov, iovcnt)) != 0) return -1;
-  return REAL(readv)(fd, iov, iovcnt);
+  if (!is_partial(fd)) return REAL(readv)(fd, iov, iovcnt);
+  struct Args {
+    const struct iovec* iov;
+    int iovcnt;
+  } args{iov, iovcnt};
+  return read_at_offset(fd, iov_length(iov, iovcnt), [](int f, void* a) {
+    auto* x = static_cast<Args*>(a);
+    return REAL(readv)(f, x->iov, x->iovcnt);
+  }, &args);
 }
 __attribute__((visibility("default"))) ssize_t preadv(int fd, const struct iovec* iov, int iovcnt, off_t offset) {
   if (before_read(fd, offset, iov_length(iov, iovcnt)) != 0) return -1;
@@ -256,6 +268,33 @@ __attribute__((visibility("default"))) int ioctl(int fd, unsigned long request, 
   va_end(args);
   if (before_ioctl(fd, request, arg) != 0) return -1;
   return REAL(ioctl)(fd, request, arg);
+}
+// fds from another process: a mirror file still filling is guarded here too.
+__attribute__((visibility("default"))) ssize_t recvmsg(int fd, struct msghdr* message, int flags) {
+  const ssize_t n = REAL(recvmsg)(fd, message, flags);
+  if (n < 0 || message == nullptr || message->msg_controllen == 0 || t_depth != 0 || !active()) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(message); c != nullptr; c = CMSG_NXTHDR(message, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int received;
+      std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof received);
+      // A file that cannot be guarded must not be read: the fd stays, but
+      // complete_file failed and says so (one line); reads then fail EIO.
+      (void)adopt_fd(received);
+    }
+  }
+  return n;
+}
+__attribute__((visibility("default"))) int pidfd_getfd(int pidfd, int targetfd, unsigned int flags) noexcept {
+  const int fd = REAL(pidfd_getfd)(pidfd, targetfd, flags);
+  if (fd >= 0 && t_depth == 0 && active()) {
+    if (int rc = adopt_fd(fd); rc != 0) {
+      REAL(close)(fd);
+      return fail(rc);
+    }
+  }
+  return fd;
 }
 __attribute__((visibility("default"))) int aio_read(struct aiocb* cb) noexcept {
   if (before_aio_read(cb->aio_fildes, cb->aio_offset, cb->aio_nbytes) != 0) return -1;

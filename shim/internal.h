@@ -97,5 +97,7 @@ void reset_root_fds();
 // Registers a large file opened while not complete (slot and snapshot from
 // the index). 0 or -errno.
 int register_partial(int fd, int mount, const char* rel, uint64_t slot, const SlotSnapshot& s);
+// In the child of fork: the turns other threads held are nobody's now.
+void reset_partials_after_fork();
 
 }  // namespace dscache::shim

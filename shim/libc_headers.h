@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
@@ -26,6 +27,7 @@
 #include <utime.h>
 
 extern "C" {
+#include <sys/pidfd.h>  // (glibc 2.36's lacks the C linkage block)
 // Not declared by the headers (or only under conditions we do not want).
 int __open_2(const char* path, int flags);
 int __open64_2(const char* path, int flags);

@@ -17,6 +17,7 @@
 //   subprocess) runs the close and exec hooks in the parent's memory; it
 //   never changes the table, so the parent keeps guarding its fds.
 #include <sys/syscall.h>
+#include <time.h>
 
 #include <cstring>
 
@@ -43,11 +44,11 @@ struct PartialFile {
   std::atomic<uint64_t> next_offset{0};  // where a sequential reader continues
   std::atomic<uint32_t> pinned_in{0};    // fork generation of the pin
   std::atomic<uint32_t> pinned_with{0};  // the daemon (pid) that holds the pin; 0: none
+  std::atomic<int> reader{0};            // thread reading at the fd's offset (read_at_offset)
   char rel[kMaxPathLength];              // the path below the mount
 };
 PartialFile g_partials[kMaxPartials];
 std::atomic<uint64_t> g_partial_bits[kBitmapFds / 64];
-std::atomic<int> g_partial_count{0};
 
 PartialFile* find_partial(int fd) {
   if (fd < 0) return nullptr;
@@ -124,6 +125,7 @@ int move_to_current_file(int fd, PartialFile& p, uint32_t generation, bool share
 }  // namespace
 
 std::atomic<int> g_pid{0};
+std::atomic<int> g_partial_count{0};
 
 bool in_shared_memory_child() {
   return static_cast<int>(syscall(SYS_getpid)) != g_pid.load(std::memory_order_relaxed);
@@ -157,9 +159,11 @@ int register_partial(int fd, int mount, const char* rel, uint64_t slot, const Sl
 namespace {
 
 // `fd` is on the same file as `src` (a dup, a reopen): guard it the same way.
-void copy_entry(const PartialFile& src, int fd) {
+// With the table full, the file is completed instead (then neither needs an
+// entry). 0 or -errno.
+int copy_entry(PartialFile& src, int fd) {
   PartialFile* p = reserve_entry();
-  if (p == nullptr) return;
+  if (p == nullptr) return complete_fd(src.fd.load());
   std::memcpy(p->rel, src.rel, std::strlen(src.rel) + 1);
   p->mount = src.mount;
   p->slot = src.slot;
@@ -172,37 +176,103 @@ void copy_entry(const PartialFile& src, int fd) {
   p->next_offset.store(src.next_offset.load());
   pin_with_daemon(*p);
   publish(*p, fd);
+  return 0;
+}
+
+// The device the mirror lives on (0 until a mirror root could be opened).
+dev_t mirror_device() {
+  static std::atomic<dev_t> device{0};
+  dev_t d = device.load(std::memory_order_relaxed);
+  if (d != 0) return d;
+  const int root = root_fd(0);
+  struct stat st {};
+  Guard guard;
+  if (root < 0 || REAL(fstat)(root, &st) != 0) return 0;
+  device.store(st.st_dev, std::memory_order_relaxed);
+  return st.st_dev;
 }
 
 }  // namespace
 
-void note_reopen(int fd) {
-  // /proc/self/fd/N, /proc/<pid>/fd/N, /dev/fd/N: the same inode as N, so the
-  // same file, which a partial entry may describe.
-  if (g_partial_count.load(std::memory_order_relaxed) == 0 || fd < 0) return;
+int adopt_fd(int fd) {
+  if (fd < 0 || !active() || is_partial(fd)) return 0;
   struct stat st {};
+  char link[64], target[kMaxPathLength], user[kMaxPathLength];
   {
     Guard guard;
-    if (REAL(fstat)(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
+    if (REAL(fstat)(fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) <= g_config.whole_file_max ||
+        st.st_dev != mirror_device()) {
+      return 0;
+    }
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    const ssize_t n = REAL(readlink)(link, target, sizeof target - 1);
+    if (n <= 0) return 0;
+    target[n] = '\0';
   }
-  for (PartialFile& src : g_partials) {
-    if (src.fd.load(std::memory_order_acquire) >= 0 && src.dev == st.st_dev && src.ino == st.st_ino) {
-      copy_entry(src, fd);
-      return;
+  if (!mirror_to_user(target, user, sizeof user)) return 0;
+  const char* rel = nullptr;
+  const MountConfig* m = find_mount(g_config, user, &rel);
+  if (m == nullptr) return 0;
+  const int mount = static_cast<int>(m - g_config.mounts);
+  IndexReader* idx = index();
+  SlotSnapshot s;
+  uint64_t slot = 0;
+  if (idx == nullptr || idx->find(key_of(mount, rel), s, &slot) != LookupResult::found || s.kind() != SlotKind::file ||
+      s.state() == FileState::complete) {
+    return 0;
+  }
+  // The bitmap describes the file at the mirror path now; an fd on a file
+  // that was replaced since (the sender opened it before an eviction) is
+  // registered as behind, so that its first read moves it onto that file.
+  struct stat current {};
+  {
+    Guard guard;
+    const int root = root_fd(mount);
+    if (root < 0 || REAL(fstatat)(root, rel, &current, 0) != 0) return 0;
+  }
+  SlotSnapshot as_seen = s;
+  if (current.st_dev != st.st_dev || current.st_ino != st.st_ino) {
+    as_seen.meta = SlotMeta::make(s.kind(), s.state(), s.blocks(), s.generation() + SlotMeta::kGenerationMask);
+  }
+  if (int rc = register_partial(fd, mount, rel, slot, as_seen); rc != 0) {
+    if (rc != -EMFILE) return rc;
+    return -ask_daemon(ipc::MessageType::complete_file, mount, rel, 0, 0, 0);
+  }
+  return 0;
+}
+
+int note_reopen(int fd, bool names_an_open_fd) {
+  // A reopen through /proc/self/fd/N, /dev/stdin, a link to either: the same
+  // inode as an fd in the table, so the same file.
+  if (fd < 0) return 0;
+  if (g_partial_count.load(std::memory_order_relaxed) > 0) {
+    struct stat st {};
+    {
+      Guard guard;
+      if (REAL(fstat)(fd, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    }
+    for (PartialFile& src : g_partials) {
+      if (src.fd.load(std::memory_order_acquire) >= 0 && src.dev == st.st_dev && src.ino == st.st_ino) {
+        return copy_entry(src, fd);
+      }
     }
   }
+  // Another process's fd (/proc/PID/fd/N): the file may still be partial.
+  return names_an_open_fd ? adopt_fd(fd) : 0;
 }
 
 void note_partial_dup(int from, int to) {
   if (from == to || to < 0) return;
-  const PartialFile* src = find_partial(from);
-  if (src != nullptr && !in_shared_memory_child()) copy_entry(*src, to);
+  PartialFile* src = find_partial(from);
+  if (src != nullptr && !in_shared_memory_child()) (void)copy_entry(*src, to);
 }
 
 int prepare_dup(int fd) {
   // A vfork child cannot record the duplicate in the parent's table, and it
-  // is about to run another program (dup2 onto stdin, say): complete it.
-  if (!is_partial(fd) || !in_shared_memory_child()) return 0;
+  // is about to run another program (dup2 onto stdin, say); a full table
+  // cannot record it either: complete the file.
+  if (!is_partial(fd)) return 0;
+  if (!in_shared_memory_child() && g_partial_count.load() < kMaxPartials) return 0;
   return complete_fd(fd);
 }
 
@@ -302,6 +372,54 @@ int ensure_readable(int fd, uint64_t offset, uint64_t length) {
   return 0;
 }
 
+ssize_t read_at_offset(int fd, uint64_t length, ssize_t (*do_read)(int fd, void* context), void* context) {
+  PartialFile* p = find_partial(fd);
+  if (p == nullptr) return do_read(fd, context);
+  // The check of [offset, offset + length) and the read at the offset must
+  // not be split by another thread's read moving the same offset (the kernel
+  // holds the file's position lock across a read): readers of one partial
+  // fd in this process take turns. A signal handler reading on the thread
+  // that holds the turn goes ahead; a turn held past a bound is taken over.
+  const int self = static_cast<int>(syscall(SYS_gettid));
+  bool mine = p->reader.load(std::memory_order_acquire) != self;
+  if (mine) {
+    const int64_t give_up = now_ns() + 120'000'000'000;
+    for (int spins = 0;; ++spins) {
+      int expected = 0;
+      if (p->reader.compare_exchange_weak(expected, self, std::memory_order_acquire)) break;
+      if (spins > 100) {
+        const timespec pause{0, 100'000};
+        nanosleep(&pause, nullptr);
+        if (now_ns() > give_up) {
+          log_line("dscache: %s/%s: another thread has been reading this fd for 2 minutes: reading anyway",
+                   g_config.mounts[p->mount].prefix, p->rel);
+          mine = false;
+          break;
+        }
+      }
+    }
+  }
+  ssize_t n;
+  const off_t offset = REAL(lseek)(fd, 0, SEEK_CUR);
+  if (offset < 0) {
+    n = -1;
+  } else if (int rc = ensure_readable(fd, static_cast<uint64_t>(offset), length); rc != 0) {
+    n = fail(rc);
+  } else {
+    n = do_read(fd, context);
+  }
+  if (mine) {
+    const int err = errno;
+    p->reader.store(0, std::memory_order_release);
+    errno = err;
+  }
+  return n;
+}
+
+void reset_partials_after_fork() {
+  for (PartialFile& p : g_partials) p.reader.store(0);
+}
+
 int complete_fd(int fd) {
   PartialFile* p = find_partial(fd);
   if (p == nullptr) return 0;
@@ -310,8 +428,8 @@ int complete_fd(int fd) {
   return 0;
 }
 
-void complete_inherited(bool every_open_fd) {
-  if (g_partial_count.load(std::memory_order_relaxed) == 0) return;
+int complete_inherited(bool every_open_fd) {
+  if (g_partial_count.load(std::memory_order_relaxed) == 0) return 0;
   for (PartialFile& p : g_partials) {
     const int fd = p.fd.load();
     if (fd < 0) continue;
@@ -323,10 +441,12 @@ void complete_inherited(bool every_open_fd) {
     if (fd_flags < 0) continue;  // closed (in a vfork child, say)
     if ((fd_flags & FD_CLOEXEC) != 0 && !every_open_fd) continue;
     if (int rc = complete_fd(fd); rc != 0) {
-      log_line("dscache: %s/%s: could not complete the file before running a program (%s)",
-               g_config.mounts[p.mount].prefix, p.rel, std::strerror(-rc));
+      log_line("dscache: %s/%s: could not complete the file before running a program, which would read its "
+               "holes: not run (%s)", g_config.mounts[p.mount].prefix, p.rel, std::strerror(-rc));
+      return rc;
     }
   }
+  return 0;
 }
 
 void forget_fd(int fd) {

@@ -117,6 +117,11 @@ int spawn_daemon(const Config& config, const char* binary) {
       [[maybe_unused]] ssize_t w = ::write(report[1], &daemon_pid, sizeof daemon_pid);
       ::_exit(0);
     }
+    // The caller may have signals blocked while it waits for the daemon (the
+    // shim does): the mask survives exec, and the daemon must start clean.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     int null_fd = ::open("/dev/null", O_RDONLY);
     int log_fd = ::open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
     if (null_fd >= 0) ::dup2(null_fd, 0);

@@ -416,46 +416,125 @@ def test_system_and_popen_with_inherited_fd():
     c.stop()
 
 
+READERS = os.environ.get("DSCACHE_TEST_PARTIAL_READERS", "")
+
+
+def readers(c, *args):
+    """partial_readers.c under the shim: every byte it reads is checked."""
+    r = c.run([READERS, *map(str, args)], check=False)
+    out = r.stdout.decode()
+    assert r.returncode == 0 and out.startswith("ok"), "%s: %s%s" % (args[0], out, r.stderr.decode()[-3000:])
+    return out
+
+
 def test_posix_aio():
     c = Cache("aio")
-    src = os.path.join(WORK, "aio_read.c")
-    with open(src, "w") as f:
-        f.write(AIO_READER)
-    exe = os.path.join(WORK, "aio_read")
-    subprocess.run(["cc", "-O1", "-o", exe, src, "-lrt"], check=True)
-    r = c.run([exe, FILE, str(9 * MIB), str(2 * MIB)])
-    assert hashlib.md5(r.stdout).hexdigest() == hashlib.md5(DATA[9 * MIB:11 * MIB]).hexdigest(), \
-        "aio_read returned wrong bytes (zeros: %s)" % (r.stdout[:64] == bytes(64))
+    readers(c, "aio", FILE, KEY, 9 * MIB, 2 * MIB)
     c.stop()
 
 
-AIO_READER = r"""
-#include <aio.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-int main(int argc, char** argv) {
-  int fd = open(argv[1], O_RDONLY);
-  if (fd < 0) { perror("open"); return 1; }
-  char first[16];
-  if (read(fd, first, sizeof first) != sizeof first) { perror("read"); return 1; }
-  size_t len = strtoul(argv[3], 0, 0);
-  char* buf = malloc(len);
-  struct aiocb cb;
-  memset(&cb, 0, sizeof cb);
-  cb.aio_fildes = fd; cb.aio_buf = buf; cb.aio_nbytes = len; cb.aio_offset = strtoll(argv[2], 0, 0);
-  if (aio_read(&cb) != 0) { perror("aio_read"); return 1; }
-  const struct aiocb* list[1] = {&cb};
-  while (aio_error(&cb) == EINPROGRESS) aio_suspend(list, 1, 0);
-  ssize_t n = aio_return(&cb);
-  if (n != (ssize_t)len) { fprintf(stderr, "aio_read: %zd: %s\n", n, strerror(aio_error(&cb))); return 1; }
-  fwrite(buf, 1, len, stdout);
-  return 0;
-}
-"""
+def test_threads_sharing_an_offset():
+    # Threads read() one fd to its end: each 1 MiB chunk exactly once, as
+    # from a local file (the check and the read must see the same offset).
+    c = Cache("threads")
+    readers(c, "threads", FILE, KEY, 4)
+    c.stop()
+
+
+def test_signal_handler_reads_while_main_is_in_the_shim():
+    # SIGALRM every 300 us: the handler preads a partial 1 GiB file while
+    # main opens and reads another (often inside a daemon call): no hang, no
+    # wrong bytes.
+    c = Cache("signal")
+    readers(c, "signal", FILE, KEY, "/data/p/big/1g.bin", "big/1g.bin")
+    c.stop()
+
+
+def test_execveat_with_an_inherited_fd():
+    c = Cache("execveat")
+    out = c.run([READERS, "execveat", FILE]).stdout.decode()
+    assert out.split()[0] == MD5, "execveat: the program read holes: %s" % out
+    c.stop()
+
+
+def test_reopens_the_shim_does_not_name():
+    # Reopens through paths the shim cannot recognise by name, an O_PATH fd,
+    # an fd from another process (SCM_RIGHTS), and a full table.
+    c = Cache("reopen-any")
+    c.py("""
+        import socket, fcntl
+        fd = os.open(FILE, os.O_RDONLY)
+        check(0, os.read(fd, 4096), 'first')
+        proc = os.open('/proc/self/fd', os.O_RDONLY | os.O_DIRECTORY)
+        link = os.path.join(os.environ['DSCACHE_CACHE_DIR'], 'fdlink')
+        os.symlink('/proc/self/fd', link)
+        for what, opener in (('//proc/self/fd', lambda: os.open('//proc/self/fd/%d' % fd, os.O_RDONLY)),
+                             ('dir_fd', lambda: os.open(str(fd), os.O_RDONLY, dir_fd=proc)),
+                             ('symlink', lambda: os.open('%s/%d' % (link, fd), os.O_RDONLY))):
+            f2 = opener()
+            check(11 * MIB, os.pread(f2, MIB, 11 * MIB), what)
+            os.close(f2)
+        os.dup2(fd, 0)
+        with open('/dev/stdin', 'rb') as f:
+            f.seek(13 * MIB)
+            check(13 * MIB, f.read(MIB), '/dev/stdin')
+        # O_PATH, then a reopen through it (no other fd on the file).
+        path_fd = os.open(FILE, os.O_PATH)
+        os.close(fd)
+        os.close(0)
+        f3 = os.open('/proc/self/fd/%d' % path_fd, os.O_RDONLY)
+        check(15 * MIB, os.pread(f3, MIB, 15 * MIB), 'O_PATH reopen')
+        os.close(f3)
+        os.close(path_fd)
+        # SCM_RIGHTS: a child process that has its own shim receives the fd.
+        a, b = socket.socketpair()
+        fd = os.open(FILE, os.O_RDONLY)
+        pid = os.fork()
+        if pid == 0:
+            a.close()
+            got = socket.recv_fds(b, 16, 1)[1][0]
+            try:
+                check(19 * MIB, os.pread(got, MIB, 19 * MIB), 'SCM_RIGHTS')
+                os._exit(0)
+            except SystemExit as e:
+                print(e, file=sys.stderr)
+                os._exit(1)
+        b.close()
+        socket.send_fds(a, [b'x'], [fd])
+        assert os.waitpid(pid, 0)[1] == 0, 'the receiver read wrong bytes'
+        # A full table: 256 partial fds, then dups and reopens of one.
+        os.close(fd)
+        a.close()
+        fds = [os.open(FILE, os.O_RDONLY) for _ in range(256)]
+        d = os.dup(fds[0])
+        check(21 * MIB, os.pread(d, MIB, 21 * MIB), 'dup with a full table')
+        r = os.open('/proc/self/fd/%d' % fds[1], os.O_RDONLY)
+        check(22 * MIB, os.pread(r, MIB, 22 * MIB), 'reopen with a full table')
+    """)
+    c.stop()
+
+
+def test_exec_after_a_failed_completion_does_not_run():
+    # The store goes away while a partial fd is inherited: the program that
+    # would read its holes is not run (system() -1, EIO), and says why.
+    c = Cache("exec-fails", **{"IDLE_TIMEOUT": "60s"})
+    c.env["AWS_MAX_ATTEMPTS"] = "1"
+    r = c.py("""
+        from store_proxy import CountingProxy
+        proxy = CountingProxy(os.environ['AWS_ENDPOINT_URL'])
+        os.environ['AWS_ENDPOINT_URL'] = proxy.url  # the daemon this program starts uses it
+        fd = os.open(FILE, os.O_RDONLY)
+        os.set_inheritable(fd, True)
+        check(0, os.read(fd, MIB), 'before')
+        proxy.stop()
+        proxy.server.server_close()
+        rc = os.system('cat /dev/fd/%d > /dev/null; echo ran' % fd)
+        print('system', rc)
+    """, check=False)
+    out, err = r.stdout.decode(), r.stderr.decode()
+    assert "ran" not in out and "system -1" in out, (out, err)
+    assert "not run" in err, err
+    c.stop()
 
 
 TESTS = [
@@ -473,6 +552,11 @@ TESTS = [
     test_eviction_pressure_while_partial,
     test_system_and_popen_with_inherited_fd,
     test_posix_aio,
+    test_threads_sharing_an_offset,
+    test_signal_handler_reads_while_main_is_in_the_shim,
+    test_execveat_with_an_inherited_fd,
+    test_reopens_the_shim_does_not_name,
+    test_exec_after_a_failed_completion_does_not_run,
 ]
 
 

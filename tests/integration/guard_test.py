@@ -18,20 +18,18 @@ fails). Exits 77 (skipped) only where the kernel lacks the feature
 (fanotify pre-content events: Linux 6.14+, CAP_SYS_ADMIN, a file system
 that supports them under WORKDIR), saying which.
 """
-import http.client
-import http.server
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from populate import content  # noqa: E402  (the same generator the data came from)
+from store_proxy import CountingProxy  # noqa: E402
 
 DSCACHE = os.path.abspath(sys.argv[1])
 WORK = os.path.abspath(sys.argv[2])
@@ -94,60 +92,6 @@ int main(int argc, char** argv) {
 
 class Skip(Exception):
     pass
-
-
-class DelayingProxy:
-    """Forwards HTTP to the store; each ranged GET waits `delay` first, so
-    that a guarded read really waits on holes. stop() makes every later
-    request fail (connection refused)."""
-
-    def __init__(self, upstream, delay=0.0):
-        host, port = upstream.split("//")[1].split(":")
-        self.ranged = 0
-        self.dead = False
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def forward(self):
-                if proxy.dead:  # also on connections kept alive from before stop()
-                    self.close_connection = True
-                    return
-                if self.command == "GET" and "Range" in self.headers:
-                    proxy.ranged += 1
-                    time.sleep(delay)
-                length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length) if length else None
-                conn = http.client.HTTPConnection(host, int(port), timeout=60)
-                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(k, v)
-                length = resp.getheader("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", length or str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_HEAD = forward
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.dead = True
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Cache:
@@ -285,7 +229,7 @@ RANGES = [(0, 4096), (5_000_000, 100_000), (12 * MIB - 8, 16), (SIZE - 24, 24)]
 
 
 def test_static_reader_gets_exact_bytes_while_partial():
-    proxy = DelayingProxy(ENDPOINT, delay=0.3)
+    proxy = CountingProxy(ENDPOINT, delay=0.3)
     cache = Cache("partial", endpoint=proxy.url)
     path = cache.list_medium()
     require_guard(cache)
@@ -294,12 +238,12 @@ def test_static_reader_gets_exact_bytes_while_partial():
     waited = time.time() - start
     # Only what was read was fetched: the rest is still holes (the file is partial).
     assert cached_bytes(path) < SIZE // 2, "%d bytes allocated: the whole object was fetched" % cached_bytes(path)
-    assert proxy.ranged >= 4 and waited >= 0.3, "the reads did not wait for ranged GETs"
+    assert len(proxy.ranged) >= 4 and waited >= 0.3, "the reads did not wait for ranged GETs"
     assert re.match(r"on \(fanotify pre-content, 1 files guarded\)", cache.guard_line()), cache.guard_line()
     # A range read again is present: allowed without a fetch.
-    before = proxy.ranged
+    before = len(proxy.ranged)
     expect_exact(path, RANGES[:2])
-    assert proxy.ranged == before
+    assert len(proxy.ranged) == before
     # sendfile: the kernel reads the file for the program.
     expect_exact(path, [(9 * MIB + 512, 8192), (17 * MIB, 100)], mode="sendfile")
     # mmap raises one event for the whole mapping: all of it is filled first.
@@ -313,7 +257,7 @@ def test_static_reader_gets_exact_bytes_while_partial():
 
 
 def test_failed_fetch_is_eio_not_zeros():
-    proxy = DelayingProxy(ENDPOINT)
+    proxy = CountingProxy(ENDPOINT)
     cache = Cache("deadstore", endpoint=proxy.url)
     cache.env["AWS_MAX_ATTEMPTS"] = "2"
     path = cache.list_medium()

@@ -12,13 +12,15 @@ class CountingProxy:
     and for ranged GETs when each arrived and when its answer was written
     (`ranged`: [Range, arrived, answered]). With `delay`, each ranged GET waits
     that long before it is forwarded; with `jitter`, a further random share of
-    it, so that ranges arrive out of order."""
+    it, so that ranges arrive out of order. stop() makes every later request
+    fail, also on connections kept alive from before."""
 
     def __init__(self, upstream, delay=0.0, jitter=0.0):
         host, port = upstream.split("//")[1].split(":")
         self.gets = {}
         self.lock = threading.Lock()
         self.ranged = []
+        self.dead = False
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -28,6 +30,9 @@ class CountingProxy:
                 pass
 
             def forward(self):
+                if proxy.dead:
+                    self.close_connection = True
+                    return
                 ranged = self.command == "GET" and "Range" in self.headers
                 if self.command == "GET":
                     with proxy.lock:
@@ -69,4 +74,6 @@ class CountingProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):
+        self.dead = True
         self.server.shutdown()
+        self.server.server_close()

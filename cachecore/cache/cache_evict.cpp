@@ -56,31 +56,16 @@ void CacheManager::rebuild_accounting() {
 }
 
 void CacheManager::register_cached_files(Mount& mount) {
-  std::vector<std::string> stack{""};
-  while (!stack.empty()) {
-    std::string dir = std::move(stack.back());
-    stack.pop_back();
-    DIR* d = ::opendir(mirror_path(mount, dir).c_str());
-    if (d == nullptr) continue;
-    while (struct dirent* e = ::readdir(d)) {
-      std::string_view name = e->d_name;
-      if (name == "." || name == "..") continue;
-      std::string path = dir.empty() ? std::string(name) : dir + "/" + std::string(name);
-      if (e->d_type == DT_DIR) {
-        stack.push_back(path);
-        continue;
-      }
-      IndexKey key = index_key(mount.config.id, path.data(), path.size());
-      SlotSnapshot slot;
-      uint64_t slot_index = 0;
-      if (index_->find(key, slot, &slot_index) != LookupResult::found || slot.kind() != SlotKind::file) continue;
-      FileState st = slot.state();
-      if (st == FileState::complete || st == FileState::partial || st == FileState::unverified) {
-        note_cached(mount, path, slot_index, key);
-      }
+  for_each_mirror_file(mount, [&](int, const char*, const std::string& path) {
+    IndexKey key = index_key(mount.config.id, path.data(), path.size());
+    SlotSnapshot slot;
+    uint64_t slot_index = 0;
+    if (index_->find(key, slot, &slot_index) != LookupResult::found || slot.kind() != SlotKind::file) return;
+    FileState st = slot.state();
+    if (st == FileState::complete || st == FileState::partial || st == FileState::unverified) {
+      note_cached(mount, path, slot_index, key);
     }
-    ::closedir(d);
-  }
+  });
 }
 
 bool CacheManager::make_room(uint64_t bytes) {

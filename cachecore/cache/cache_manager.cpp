@@ -322,40 +322,45 @@ bool CacheManager::range_present(uint64_t mount_id, const std::string& path, uin
   return IndexReader::blocks_present(*record, offset / bs, (end - 1) / bs);
 }
 
+void CacheManager::for_each_mirror_file(
+    Mount& mount, const std::function<void(int dir_fd, const char* name, const std::string& path)>& visit) {
+  std::vector<std::string> stack{""};
+  while (!stack.empty()) {
+    std::string dir = std::move(stack.back());
+    stack.pop_back();
+    DIR* d = ::opendir(mirror_path(mount, dir).c_str());
+    if (d == nullptr) continue;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string_view name = e->d_name;
+      if (name == "." || name == "..") continue;
+      std::string path = dir.empty() ? std::string(name) : dir + "/" + std::string(name);
+      if (e->d_type == DT_DIR) {
+        stack.push_back(std::move(path));
+        continue;
+      }
+      visit(::dirfd(d), e->d_name, path);
+    }
+    ::closedir(d);
+  }
+}
+
 void CacheManager::guard_partial_files() {
   for (Mount& mount : mounts_) {
-    std::vector<std::string> stack{""};
-    while (!stack.empty()) {
-      std::string dir = std::move(stack.back());
-      stack.pop_back();
-      const std::string dir_path = mirror_path(mount, dir);
-      DIR* d = ::opendir(dir_path.c_str());
-      if (d == nullptr) continue;
-      while (struct dirent* e = ::readdir(d)) {
-        std::string_view name = e->d_name;
-        if (name == "." || name == "..") continue;
-        std::string path = dir.empty() ? std::string(name) : dir + "/" + std::string(name);
-        if (e->d_type == DT_DIR) {
-          stack.push_back(path);
-          continue;
-        }
-        SlotSnapshot slot;
-        if (index_->find(index_key(mount.config.id, path.data(), path.size()), slot, nullptr) !=
-                LookupResult::found ||
-            slot.kind() != SlotKind::file || slot.size <= config_.whole_file_max ||
-            slot.state() == FileState::complete) {
-          continue;
-        }
-        int fd = ::openat(::dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) continue;  // removed meanwhile
-        if (Status s = guard_->guard(fd, mount.config.id, path); !s.ok()) {
-          DSCACHE_LOG(warn, "%s/%s: not guarded by the kernel: %s", mount.config.prefix, path.c_str(),
-                      s.message().c_str());
-        }
-        if (::close(fd) != 0) DSCACHE_LOG(warn, "%s: close: %s", path.c_str(), std::strerror(errno));
+    for_each_mirror_file(mount, [&](int dir_fd, const char* name, const std::string& path) {
+      SlotSnapshot slot;
+      if (index_->find(index_key(mount.config.id, path.data(), path.size()), slot, nullptr) != LookupResult::found ||
+          slot.kind() != SlotKind::file || slot.size <= config_.whole_file_max ||
+          slot.state() == FileState::complete) {
+        return;
       }
-      ::closedir(d);
-    }
+      int fd = ::openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) return;  // removed meanwhile
+      if (Status s = guard_->guard(fd, mount.config.id, path); !s.ok()) {
+        DSCACHE_LOG(warn, "%s/%s: not guarded by the kernel: %s", mount.config.prefix, path.c_str(),
+                    s.message().c_str());
+      }
+      if (::close(fd) != 0) DSCACHE_LOG(warn, "%s: close: %s", path.c_str(), std::strerror(errno));
+    });
   }
 }
 

@@ -142,6 +142,9 @@ class CacheManager {
   bool range_present(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length);
   // At start: marks every large file of the mirror that is not complete.
   void guard_partial_files();
+  // Calls visit for every file in a mount's mirror (walked depth first).
+  void for_each_mirror_file(Mount& mount,
+                            const std::function<void(int dir_fd, const char* name, const std::string& path)>& visit);
 
   // cache_fill.cpp
   void start_fill(Mount& mount, const std::string& path, const IndexKey& key, Priority priority);

@@ -42,17 +42,33 @@ MIB = 1 << 20
 READER_C = r"""
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
-/* rawread pread|mmap|sendfile FILE OFFSET:LENGTH...: the bytes to stdout; on
-   an error "errno N" on stderr and exit 3. */
+/* rawread pread|mmap|sendfile|uring FILE OFFSET:LENGTH...: the bytes to
+   stdout; on an error "errno N" on stderr and exit 3. */
+static struct io_uring ring;
+/* One read through io_uring: no system call of the program's names the file. */
+static ssize_t uring_read(int fd, char* buf, size_t len, off_t off) {
+  struct io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+  io_uring_prep_read(sqe, fd, buf, (unsigned)len, (unsigned long long)off);
+  io_uring_submit(&ring);
+  struct io_uring_cqe* cqe;
+  int rc = io_uring_wait_cqe(&ring, &cqe);
+  if (rc < 0) { errno = -rc; return -1; }
+  ssize_t n = cqe->res;
+  io_uring_cqe_seen(&ring, cqe);
+  if (n < 0) { errno = (int)-n; return -1; }
+  return n;
+}
 int main(int argc, char** argv) {
   int fd = open(argv[2], O_RDONLY);
   if (fd < 0) { fprintf(stderr, "errno %d open\n", errno); return 3; }
+  if (strcmp(argv[1], "uring") == 0 && io_uring_queue_init(4, &ring, 0) != 0) return 4;
   char* map = NULL;
   if (strcmp(argv[1], "mmap") == 0) {
     off_t size = lseek(fd, 0, SEEK_END);
@@ -75,6 +91,8 @@ int main(int argc, char** argv) {
         off_t at = (off_t)(off + got);
         n = sendfile(1, fd, &at, len - got);
         if (n > 0) { got += (size_t)n; continue; }
+      } else if (strcmp(argv[1], "uring") == 0) {
+        n = uring_read(fd, buf + got, len - got, (off_t)(off + got));
       } else {
         n = pread(fd, buf + got, len - got, (off_t)(off + got));
       }
@@ -179,7 +197,7 @@ def reader():
         with open(src, "w") as f:
             f.write(READER_C)
         out = os.path.join(WORK, "rawread")
-        r = subprocess.run(["cc", "-static", "-O2", "-o", out, src], capture_output=True, text=True)
+        r = subprocess.run(["cc", "-static", "-O2", "-o", out, src, "-luring"], capture_output=True, text=True)
         if r.returncode != 0:
             if "cannot find -lc" in r.stderr or "cannot find -lc" in r.stdout:
                 raise Skip("static libc is missing (libc6-dev's libc.a): no static reader")
@@ -244,6 +262,8 @@ def test_static_reader_gets_exact_bytes_while_partial():
     before = len(proxy.ranged)
     expect_exact(path, RANGES[:2])
     assert len(proxy.ranged) == before
+    # io_uring: the reads happen in the kernel's own workers.
+    expect_exact(path, [(3 * MIB + 8, 65536), (15 * MIB, 4096)], mode="uring")
     # sendfile: the kernel reads the file for the program.
     expect_exact(path, [(9 * MIB + 512, 8192), (17 * MIB, 100)], mode="sendfile")
     # mmap raises one event for the whole mapping: all of it is filled first.

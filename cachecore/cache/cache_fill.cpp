@@ -124,6 +124,9 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
       if (::ftruncate(job->fd, static_cast<off_t>(length)) != 0 || ::futimens(job->fd, times) != 0) {
         status = Status::error(errno, mirror_path(mount, path) + ": " + errno_name(errno));
       }
+      // A large placeholder fetched whole (a daemon with a larger
+      // DSCACHE_WHOLE_FILE_MAX than the one that listed it) was marked.
+      if (status.ok() && guard_) guard_->release_complete(job->fd);
     } else {
       // Keep what stat() shows right: the listed size.
       [[maybe_unused]] int rc = ::ftruncate(job->fd, static_cast<off_t>(job->listed_size));

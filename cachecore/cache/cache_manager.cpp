@@ -349,8 +349,10 @@ void CacheManager::guard_partial_files() {
     for_each_mirror_file(mount, [&](int dir_fd, const char* name, const std::string& path) {
       SlotSnapshot slot;
       if (index_->find(index_key(mount.config.id, path.data(), path.size()), slot, nullptr) != LookupResult::found ||
-          slot.kind() != SlotKind::file || slot.size <= config_.whole_file_max ||
-          slot.state() == FileState::complete) {
+          slot.kind() != SlotKind::file || slot.state() == FileState::complete ||
+          // Filled by block (by this daemon's rule, or by an earlier daemon's
+          // with a smaller DSCACHE_WHOLE_FILE_MAX): a sparse file to guard.
+          (slot.size <= config_.whole_file_max && !slot.blocks())) {
         return;
       }
       int fd = ::openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

@@ -330,6 +330,21 @@ def test_daemon_killed_keeper_denies_holes_then_new_daemon_fills():
     cache.stop()
 
 
+def test_restart_with_a_larger_whole_file_max_still_guards_a_block_file():
+    # A file filled by block under DSCACHE_WHOLE_FILE_MAX=1M is still sparse
+    # when a daemon with the 64M default takes over: it must stay guarded.
+    cache = Cache("wfm-restart")
+    path = cache.list_medium()
+    require_guard(cache)
+    expect_exact(path, [(0, 4096)])
+    cache.run("daemon", "--stop")
+    del cache.env["DSCACHE_WHOLE_FILE_MAX"]
+    cache.run("ls", "/data/it/medium")  # starts the new daemon
+    assert re.match(r"on \(fanotify pre-content, 1 files guarded\)", cache.guard_line()), cache.guard_line()
+    expect_exact(path, [(20 * MIB, 4096), (SIZE - 24, 24)])
+    cache.stop()
+
+
 def test_off_leaves_holes_unguarded():
     cache = Cache("off", kernel_guard="off")
     path = cache.list_medium()
@@ -365,6 +380,7 @@ TESTS = [
     test_static_reader_gets_exact_bytes_while_partial,
     test_failed_fetch_is_eio_not_zeros,
     test_daemon_killed_keeper_denies_holes_then_new_daemon_fills,
+    test_restart_with_a_larger_whole_file_max_still_guards_a_block_file,
     test_off_leaves_holes_unguarded,
     test_tmpfs_cache_reports_off_and_on_refuses_to_start,
 ]

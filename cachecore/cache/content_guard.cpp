@@ -447,8 +447,11 @@ void ContentGuard::finish() {
     table_[p.slot].store(0, std::memory_order_release);
   }
   if (keeper_pipe_ >= 0) {
-    // Nothing partial is left: the keeper may go. Otherwise it keeps the marks.
-    if (guarded_files() == 0 && ::write(keeper_pipe_, "q", 1) != 1) {
+    // Nothing marked is left: the keeper may go. Otherwise it keeps the
+    // marks, also those on replaced files a reader still holds open (which
+    // the table no longer lists: hence the kernel's count).
+    const int marks = fanotify::mark_count(group_fd_);
+    if ((marks >= 0 ? marks : static_cast<int>(guarded_files())) == 0 && ::write(keeper_pipe_, "q", 1) != 1) {
       DSCACHE_LOG(warn, "kernel guard: cannot release the keeper: %s", std::strerror(errno));
     }
     close_fd(keeper_pipe_, "the keeper's pipe");

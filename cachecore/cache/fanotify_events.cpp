@@ -1,9 +1,14 @@
 #include "cache/fanotify_events.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <string>
 
 namespace dscache::fanotify {
 
@@ -43,6 +48,56 @@ bool range_has_hole(int fd, uint64_t offset, uint64_t count) {
   off_t hole = ::lseek(fd, static_cast<off_t>(offset), SEEK_HOLE);
   if (hole < 0) return true;
   return static_cast<uint64_t>(hole) < end;
+}
+
+namespace {
+
+// The group's entry in /proc/self/fdinfo: one "fanotify ino:..." line per mark.
+bool read_fdinfo(int group_fd, std::string* text) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/fdinfo/%d", group_fd);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text->append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return true;
+}
+
+}  // namespace
+
+int mark_count(int group_fd) {
+  std::string text;
+  if (!read_fdinfo(group_fd, &text)) return -1;
+  int marks = 0;
+  for (size_t at = text.find("fanotify ino:"); at != std::string::npos; at = text.find("fanotify ino:", at + 1)) {
+    ++marks;
+  }
+  return marks;
+}
+
+void for_each_mark(int group_fd, const std::function<void(file_handle* handle)>& each) {
+  std::string text;
+  if (!read_fdinfo(group_fd, &text)) return;
+  for (size_t at = text.find("fhandle-bytes:"); at != std::string::npos; at = text.find("fhandle-bytes:", at + 1)) {
+    unsigned bytes = 0, type = 0;
+    char hex[2 * MAX_HANDLE_SZ + 1] = {};
+    if (std::sscanf(text.c_str() + at, "fhandle-bytes:%x fhandle-type:%x f_handle:%256[0-9a-f]", &bytes, &type, hex) != 3 ||
+        bytes > MAX_HANDLE_SZ || std::strlen(hex) != 2 * bytes) {
+      continue;
+    }
+    alignas(file_handle) unsigned char storage[sizeof(file_handle) + MAX_HANDLE_SZ];
+    auto* handle = reinterpret_cast<file_handle*>(storage);
+    handle->handle_bytes = bytes;
+    handle->handle_type = static_cast<int>(type);
+    unsigned char* raw = storage + offsetof(file_handle, f_handle);  // the flexible array's bytes
+    for (unsigned i = 0; i < bytes; ++i) {
+      unsigned v = 0;
+      std::sscanf(hex + 2 * i, "%2x", &v);
+      raw[i] = static_cast<unsigned char>(v);
+    }
+    each(handle);
+  }
 }
 
 }  // namespace dscache::fanotify

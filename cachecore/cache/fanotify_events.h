@@ -6,7 +6,10 @@
 // to the same fanotify group.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/fanotify.h>
+
+#include <functional>
 
 #include <cstdint>
 
@@ -77,5 +80,14 @@ void for_each_event(const char* buffer, long length, F&& each) {
 // when the file cannot be examined, so that a caller never allows what it
 // could not check.
 bool range_has_hole(int fd, uint64_t offset, uint64_t count);
+
+// How many inodes the group `group_fd` (an fd of this process) still marks,
+// from /proc/self/fdinfo; -1 if that cannot be read. The kernel drops a mark
+// itself once its inode is freed (a replaced file's last reader closed it).
+int mark_count(int group_fd);
+
+// Calls each with the file handle (for open_by_handle_at) of every inode the
+// group still marks.
+void for_each_mark(int group_fd, const std::function<void(file_handle* handle)>& each);
 
 }  // namespace dscache::fanotify

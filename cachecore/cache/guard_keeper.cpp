@@ -40,6 +40,39 @@ void close_fd(int fd, const char* what) {
   if (fd >= 0 && ::close(fd) != 0) DSCACHE_LOG(warn, "guard keeper: closing %s: %s", what, std::strerror(errno));
 }
 
+// SIGUSR1: a new daemon guards the files in the mirror now (retire_previous_keeper).
+volatile sig_atomic_t g_superseded = 0;
+void on_superseded(int) { g_superseded = 1; }
+
+// Superseded: a file still linked in the mirror is the new daemon's to guard
+// (this group's mark goes); an unlinked one, a replaced file a reader still
+// holds open, is answered from the file alone, until the kernel has dropped
+// every mark of this group (the last such reader closed it).
+void drop_linked_marks(int group, int root_fd) {
+  fanotify::for_each_mark(group, [&](file_handle* handle) {
+    // (fanotify_mark refuses O_PATH fds; opening raises no pre-content event.)
+    int fd = ::open_by_handle_at(root_fd, handle, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return;  // freed meanwhile: its mark went with it
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_nlink > 0 &&
+        ::fanotify_mark(group, FAN_MARK_REMOVE, fanotify::kPreAccess, fd, nullptr) != 0 && errno != ENOENT) {
+      DSCACHE_LOG(warn, "guard keeper: unmarking a file the new daemon guards: %s", std::strerror(errno));
+    }
+    close_fd(fd, "a marked file");
+  });
+}
+
+uint32_t superseded_answer(int group, const fanotify::Event& ev) {
+  struct stat st {};
+  if (::fstat(ev.fd, &st) == 0 && st.st_nlink > 0) {
+    if (::fanotify_mark(group, FAN_MARK_REMOVE, fanotify::kPreAccess, ev.fd, nullptr) != 0 && errno != ENOENT) {
+      DSCACHE_LOG(warn, "guard keeper: unmarking a file the new daemon guards: %s", std::strerror(errno));
+    }
+    return fanotify::kAllow;
+  }
+  return fanotify::range_has_hole(ev.fd, ev.offset, ev.count) ? fanotify::deny(EIO) : fanotify::kAllow;
+}
+
 }  // namespace
 
 std::string guard_keeper_pid_path(const CacheLayout& layout) { return layout.run_dir() + "/guard-keeper.pid"; }
@@ -86,6 +119,9 @@ int run_guard_keeper(int argc, char** argv) {
     return 1;
   }
   auto* table = static_cast<std::atomic<int32_t>*>(map);
+  struct sigaction sa {};
+  sa.sa_handler = on_superseded;
+  ::sigaction(SIGUSR1, &sa, nullptr);
 
   // While the daemon lives: wait. A 'q' means it left nothing to guard.
   while (true) {
@@ -128,6 +164,16 @@ int run_guard_keeper(int argc, char** argv) {
       return 1;
     }
     if (n == 0 && cache_gone(root_fd)) return 0;
+    if (g_superseded == 1 && lock_fd >= 0) {
+      // The successor's keeper takes the lock; this one only answers for
+      // the replaced files it still marks, and lets go of the rest now.
+      drop_linked_marks(group, root_fd);
+      close_fd(lock_fd, pid_path.c_str());
+      lock_fd = -1;
+      DSCACHE_LOG(info, "guard keeper %d: handed over to a new daemon; guarding replaced files still open",
+                  static_cast<int>(::getpid()));
+    }
+    if (n == 0 && g_superseded == 1 && fanotify::mark_count(group) == 0) return 0;
     if (n <= 0) continue;
     ssize_t length = ::read(group, buffer, sizeof buffer);
     if (length < 0) {
@@ -136,7 +182,9 @@ int run_guard_keeper(int argc, char** argv) {
     }
     fanotify::for_each_event(buffer, length, [group](const fanotify::Event& ev) {
       if (ev.fd < 0) return;
-      uint32_t response = fanotify::range_has_hole(ev.fd, ev.offset, ev.count) ? fanotify::deny(EIO) : fanotify::kAllow;
+      uint32_t response = g_superseded == 1 ? superseded_answer(group, ev)
+                          : fanotify::range_has_hole(ev.fd, ev.offset, ev.count) ? fanotify::deny(EIO)
+                                                                                  : fanotify::kAllow;
       if (!fanotify::answer(group, ev.fd, response)) {
         DSCACHE_LOG(error, "guard keeper: answering an event: %s", std::strerror(errno));
       }
@@ -170,7 +218,9 @@ void retire_previous_keeper(const CacheLayout& layout) {
       keeper = n > 0 && std::strstr(cmdline, kGuardKeeperCommand) != nullptr;
     }
   }
-  if (!keeper || ::kill(pid, SIGTERM) != 0) {
+  // SIGUSR1, not SIGTERM: it lets go of the lock but keeps answering for
+  // replaced files that readers still hold open, which only its group marks.
+  if (!keeper || ::kill(pid, SIGUSR1) != 0) {
     DSCACHE_LOG(warn, "kernel guard: %s is locked by pid %d, which is not a guard keeper we can stop", path.c_str(), pid);
     close_fd(fd, path.c_str());
     return;

@@ -229,6 +229,21 @@ def expect_exact(path, ranges, mode="pread"):
                                                       else "wrong bytes"))
 
 
+def wait_gone(pid, seconds=10):
+    """Whether process `pid` is gone (or a zombie) within `seconds`."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        if time.time() > deadline:
+            return False
+        time.sleep(0.2)
+
+
 def cached_bytes(path):
     return os.stat(path).st_blocks * 512
 
@@ -319,7 +334,8 @@ def test_daemon_killed_keeper_denies_holes_then_new_daemon_fills():
     while cache.keeper_pid() in (0, keeper) and time.time() < deadline:
         time.sleep(0.1)
     assert cache.keeper_pid() not in (0, keeper), "the new daemon did not take over from the old keeper"
-    assert not os.path.exists("/proc/%d" % keeper) or open("/proc/%d/stat" % keeper).read().split()[2] == "Z"
+    # The old keeper lets go of the file the new daemon marks, and then goes.
+    assert wait_gone(keeper), "the old keeper stayed"
     expect_exact(path, [(15 * MIB, 4096)])
     # A daemon that exits cleanly with the file still partial leaves its keeper guarding.
     cache.run("daemon", "--stop")
@@ -343,6 +359,42 @@ def test_restart_with_a_larger_whole_file_max_still_guards_a_block_file():
     assert re.match(r"on \(fanotify pre-content, 1 files guarded\)", cache.guard_line()), cache.guard_line()
     expect_exact(path, [(20 * MIB, 4096), (SIZE - 24, 24)])
     cache.stop()
+
+
+def test_replaced_file_held_open_stays_guarded_across_daemons():
+    # A raw reader (no shim, no pin) holds a partial file that is evicted and
+    # the daemon restarts, stops or dies: the old file's holes fail with EIO
+    # (the old group's keeper keeps answering for it), never zeros; once the
+    # reader closes it, that keeper goes.
+    for how in ("restart", "kill9"):
+        cache = Cache("held-" + how)
+        path = cache.list_medium()
+        require_guard(cache)
+        fd = os.open(path, os.O_RDONLY)
+        assert os.pread(fd, 4096, 0) == content(KEY, 4096, 0)
+        cache.run("evict", "/data/it/" + KEY)
+        if how == "restart":
+            cache.run("daemon", "--stop")
+        else:
+            os.kill(cache.daemon_pid(), signal.SIGKILL)
+            time.sleep(0.5)
+        old_keeper = cache.keeper_pid()
+        cache.run("ls", "/data/it/medium")  # a new daemon takes over
+        deadline = time.time() + 10
+        while cache.keeper_pid() in (0, old_keeper) and time.time() < deadline:
+            time.sleep(0.1)
+        assert cache.keeper_pid() not in (0, old_keeper), "the new daemon did not take over"
+        try:
+            data = os.pread(fd, 4096, 21 * MIB)
+            raise AssertionError("%s: a hole of the replaced file read %s" % (
+                how, "zeros" if data == bytes(len(data)) else "bytes"))
+        except OSError as e:
+            assert e.errno == 5, "%s: expected EIO, got %s" % (how, e)
+        assert os.pread(fd, 4096, 0) == content(KEY, 4096, 0), "the filled part no longer reads"
+        assert not wait_gone(old_keeper, 1), "the old keeper went while a replaced file it guards is open"
+        os.close(fd)
+        assert wait_gone(old_keeper), "the old keeper stayed after the last reader closed"
+        cache.stop()
 
 
 def test_off_leaves_holes_unguarded():
@@ -381,6 +433,7 @@ TESTS = [
     test_failed_fetch_is_eio_not_zeros,
     test_daemon_killed_keeper_denies_holes_then_new_daemon_fills,
     test_restart_with_a_larger_whole_file_max_still_guards_a_block_file,
+    test_replaced_file_held_open_stays_guarded_across_daemons,
     test_off_leaves_holes_unguarded,
     test_tmpfs_cache_reports_off_and_on_refuses_to_start,
 ]

@@ -276,57 +276,36 @@ bool CacheManager::verify_blocks(Mount& mount, const std::string& path, uint64_t
 uint64_t CacheManager::verify_all(bool repair, std::string* report) {
   uint64_t bad = 0, checked = 0;
   for (Mount& mount : mounts_) {
-    std::vector<std::string> stack{""};
-    while (!stack.empty()) {
-      std::string dir = std::move(stack.back());
-      stack.pop_back();
-      DIR* d = ::opendir(mirror_path(mount, dir).c_str());
-      if (d == nullptr) continue;
-      while (struct dirent* e = ::readdir(d)) {
-        std::string_view name = e->d_name;
-        if (name == "." || name == "..") continue;
-        std::string path = dir.empty() ? std::string(name) : dir + "/" + std::string(name);
-        std::string full = mirror_path(mount, path);
-        struct stat st {};
-        if (::lstat(full.c_str(), &st) != 0) continue;
-        if (S_ISDIR(st.st_mode)) {
-          stack.push_back(path);
-          continue;
-        }
-        SlotSnapshot slot;
-        uint64_t slot_index = 0;
-        IndexKey key = index_key(mount.config.id, path.data(), path.size());
-        if (index_->find(key, slot, &slot_index) != LookupResult::found) continue;
-        if (slot.blocks()) {
-          bad += verify_blocks(mount, path, slot_index, slot, repair, report, checked) ? 0 : 1;
-          continue;
-        }
-        if (slot.state() != FileState::complete && slot.state() != FileState::unverified) continue;
-        ++checked;
-        int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
-        bool good = false;
-        if (fd >= 0) {
-          auto sum = checksum_file(fd, slot.size);
-          good = sum.ok() && *sum == slot.aux && static_cast<uint64_t>(st.st_size) == slot.size;
-          ::close(fd);
-        }
-        if (good) continue;
-        ++bad;
-        if (report != nullptr) *report += "checksum mismatch: " + std::string(mount.config.prefix) + "/" + path + "\n";
-        if (repair) {
-          index_->modify(slot_index, [](SlotSnapshot& v) {
-            v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation() + 1);
-          });
-          int dir_fd = ::open(mirror_path(mount, dir).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-          if (dir_fd >= 0) {
-            (void)make_placeholder(mount, path, dir_fd, std::string(name), slot.size, slot.mtime_ns);
-            ::close(dir_fd);
-          }
-          bytes_cached_.fetch_sub(std::min(slot.size, bytes_cached_.load()));
-        }
+    for_each_mirror_file(mount, [&](int dir_fd, const char* name, const std::string& path) {
+      SlotSnapshot slot;
+      uint64_t slot_index = 0;
+      IndexKey key = index_key(mount.config.id, path.data(), path.size());
+      if (index_->find(key, slot, &slot_index) != LookupResult::found) return;
+      if (slot.blocks()) {
+        bad += verify_blocks(mount, path, slot_index, slot, repair, report, checked) ? 0 : 1;
+        return;
       }
-      ::closedir(d);
-    }
+      if (slot.state() != FileState::complete && slot.state() != FileState::unverified) return;
+      ++checked;
+      int fd = ::openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      bool good = false;
+      if (fd >= 0) {
+        struct stat st {};
+        auto sum = checksum_file(fd, slot.size);
+        good = sum.ok() && *sum == slot.aux && ::fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_size) == slot.size;
+        ::close(fd);
+      }
+      if (good) return;
+      ++bad;
+      if (report != nullptr) *report += "checksum mismatch: " + std::string(mount.config.prefix) + "/" + path + "\n";
+      if (repair) {
+        index_->modify(slot_index, [](SlotSnapshot& v) {
+          v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation() + 1);
+        });
+        (void)make_placeholder(mount, path, dir_fd, std::string(name), slot.size, slot.mtime_ns);
+        bytes_cached_.fetch_sub(std::min(slot.size, bytes_cached_.load()));
+      }
+    });
   }
   if (report != nullptr) {
     *report += std::to_string(checked) + " files and blocks checked, " + std::to_string(bad) + " files bad" +

@@ -334,7 +334,12 @@ void CacheManager::for_each_mirror_file(
       std::string_view name = e->d_name;
       if (name == "." || name == "..") continue;
       std::string path = dir.empty() ? std::string(name) : dir + "/" + std::string(name);
-      if (e->d_type == DT_DIR) {
+      bool is_dir = e->d_type == DT_DIR;
+      if (e->d_type == DT_UNKNOWN) {  // file systems that do not fill d_type
+        struct stat st {};
+        is_dir = ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+      }
+      if (is_dir) {
         stack.push_back(std::move(path));
         continue;
       }

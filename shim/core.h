@@ -119,6 +119,13 @@ void forget_fd_range(unsigned first, unsigned last);  // close_range, closefrom
 // Directory fds under a mount (or above one), for *at() calls relative to them.
 inline bool is_mapped_dirfd(int fd);
 void mark_mapped_dirfd(int fd);
+// Is fd on a file or directory in a mount's mirror (however the program got
+// it: opened through a mount, inherited, received, duplicated)? Cheap for fds
+// the shim tracks and for files on other file systems; otherwise an fstat
+// and a readlink. For the calls that would change the cache (EROFS).
+bool is_mirror_fd(int fd);
+// Does the magic link `path` (/proc/self/fd/N, /dev/fd/N) lead into a mirror?
+bool names_a_mirror_file(const char* path);
 void note_dup(int from, int to);
 
 // Rewrites a path inside a mount's mirror into the path the program knows;
@@ -128,8 +135,14 @@ bool mirror_to_user(const char* path, char* out, size_t size);
 // The working directory changed (or may have): re-read it.
 void refresh_cwd();
 
-// envp for exec: the caller's, plus LD_PRELOAD and DSCACHE_* if it dropped them.
-char* const* exec_environment(char* const* envp);
+// The environment for a new program: the caller's, plus LD_PRELOAD and the
+// DSCACHE_* settings if it dropped them (never AWS_* credentials).
+// exec_environment_length says how many entries that takes (0: envp as it
+// is); build_exec_environment fills `out`, room for length + 1, which the
+// caller allocates on its stack (no lock, no static buffer, no limit: two
+// threads spawning at once, or a vfork child, each use their own).
+size_t exec_environment_length(char* const* envp);
+char* const* build_exec_environment(char* const* envp, char** out, size_t length);
 
 // Sets errno from a -errno result and returns -1 (for the int-returning hooks).
 inline int fail(int negative_errno);

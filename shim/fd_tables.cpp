@@ -3,6 +3,8 @@
 // fds on mirror directories, for *at() calls relative to them.
 #include <sys/resource.h>
 
+#include <cstdio>
+
 #include "internal.h"
 #include "real.h"
 
@@ -102,6 +104,41 @@ void move_own_fd(int fd) {
   }
   renumber_connection(fd, moved);
   set_bit(g_own_bits, fd, false);
+}
+
+dev_t mirror_device() {
+  static std::atomic<dev_t> device{0};
+  dev_t d = device.load(std::memory_order_relaxed);
+  if (d != 0) return d;
+  const int root = root_fd(0);
+  struct stat st {};
+  Guard guard;
+  if (root < 0 || REAL(fstat)(root, &st) != 0) return 0;
+  device.store(st.st_dev, std::memory_order_relaxed);
+  return st.st_dev;
+}
+
+bool is_mirror_fd(int fd) {
+  if (!active() || fd < 0) return false;
+  if (is_partial(fd) || is_mapped_dirfd(fd)) return true;
+  struct stat st {};
+  char link[64], target[kMaxPathLength], user[kMaxPathLength];
+  Guard guard;
+  if (REAL(fstat)(fd, &st) != 0 || st.st_dev != mirror_device()) return false;
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  const ssize_t n = REAL(readlink)(link, target, sizeof target - 1);
+  if (n <= 0) return false;
+  target[n] = '\0';
+  return mirror_to_user(target, user, sizeof user);
+}
+
+bool names_a_mirror_file(const char* path) {
+  char target[kMaxPathLength], user[kMaxPathLength];
+  Guard guard;
+  const ssize_t n = REAL(readlink)(path, target, sizeof target - 1);
+  if (n <= 0) return false;
+  target[n] = '\0';
+  return mirror_to_user(target, user, sizeof user);
 }
 
 void mark_mapped_dirfd(int fd) { set_bit(g_dir_bits, fd, true); }

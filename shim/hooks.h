@@ -17,6 +17,7 @@
 //   mutate_at    (dirfd, path, ...): the same
 //   mutate2      (path, path): EROFS if either is under a mount
 //   mutate_at2   (dirfd, path, dirfd, path, ...): the same
+//   mutate_fd    (fd, ...): EROFS if fd is on a mirror file or directory
 #pragma once
 
 #define DSC_NOTHROW noexcept
@@ -174,6 +175,16 @@
   X(mutate1, int, lremovexattr, (const char* path, const char* name), (path, name), DSC_NOTHROW) \
   X(create1, int, mknod, (const char* path, mode_t mode, dev_t dev), (path, mode, dev), DSC_NOTHROW) \
   X(create_at, int, mknodat, (int dirfd, const char* path, mode_t mode, dev_t dev), (dirfd, path, mode, dev), DSC_NOTHROW) \
+  X(mutate_fd, int, fchmod, (int fd, mode_t mode), (fd, mode), DSC_NOTHROW) \
+  X(mutate_fd, int, fchown, (int fd, uid_t owner, gid_t group), (fd, owner, group), DSC_NOTHROW) \
+  X(mutate_fd, int, futimens, (int fd, const struct timespec times[2]), (fd, times), DSC_NOTHROW) \
+  X(mutate_fd, int, futimes, (int fd, const struct timeval times[2]), (fd, times), DSC_NOTHROW) \
+  X(mutate_fd, int, fsetxattr, (int fd, const char* name, const void* value, size_t size, int flags), (fd, name, value, size, flags), DSC_NOTHROW) \
+  X(mutate_fd, int, fremovexattr, (int fd, const char* name), (fd, name), DSC_NOTHROW) \
+  X(mutate_fd, int, ftruncate, (int fd, off_t length), (fd, length), DSC_NOTHROW) \
+  X(mutate_fd, int, ftruncate64, (int fd, off64_t length), (fd, length), DSC_NOTHROW) \
+  X(mutate_fd, int, fallocate, (int fd, int mode, off_t offset, off_t length), (fd, mode, offset, length), DSC_MAYTHROW) \
+  X(mutate_fd, int, fallocate64, (int fd, int mode, off64_t offset, off64_t length), (fd, mode, offset, length), DSC_MAYTHROW) \
   X(create1, int, mkfifo, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
   X(create_at, int, mkfifoat, (int dirfd, const char* path, mode_t mode), (dirfd, path, mode), DSC_NOTHROW)
 // clang-format on

@@ -1,6 +1,8 @@
 // exec and spawn: partial files are completed first (the new program's reads
 // are not checked until it loads the shim itself), and the environment keeps
 // LD_PRELOAD and the DSCACHE_* settings even when the caller passes its own.
+#include <alloca.h>
+
 #include <cstdarg>
 
 #include "core.h"
@@ -28,17 +30,19 @@ bool collect_args(const char* first, va_list args, char** argv) {
 // the environment it passes keeps the shim's settings.
 // 0, or -errno when an inherited partial file could not be completed: the
 // program must not run, it would read the file's holes as data.
-int before_exec(char* const*& envp, bool every_open_fd = false) {
+int before_run(bool every_open_fd = false) {
   if (t_depth != 0 || !active()) return 0;
-  if (int rc = complete_inherited(every_open_fd); rc != 0) return rc;
-  envp = exec_environment(envp);
-  return 0;
+  return complete_inherited(every_open_fd);
 }
 
-// The same for calls that keep the caller's environment.
-int before_run() {
-  if (t_depth != 0 || !active()) return 0;
-  return complete_inherited(false);
+// Calls run(env) with the environment the new program gets (exec_env.cpp),
+// built on this frame's stack.
+template <class Run>
+auto with_environment(char* const* envp, Run run) {
+  const size_t length = t_depth == 0 ? exec_environment_length(envp) : 0;
+  if (length == 0) return run(envp);
+  auto** out = static_cast<char**>(alloca((length + 1) * sizeof(char*)));
+  return run(build_exec_environment(envp, out, length));
 }
 
 }  // namespace
@@ -46,8 +50,8 @@ int before_run() {
 extern "C" {
 
 __attribute__((visibility("default"))) int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
-  if (int rc = before_exec(const_cast<char* const*&>(envp)); rc != 0) return fail(rc);
-  return REAL(execve)(path, argv, envp);
+  if (int rc = before_run(); rc != 0) return fail(rc);
+  return with_environment(envp, [&](char* const* env) { return REAL(execve)(path, argv, env); });
 }
 __attribute__((visibility("default"))) int execv(const char* path, char* const argv[]) noexcept {
   if (int rc = before_run(); rc != 0) return fail(rc);
@@ -58,31 +62,31 @@ __attribute__((visibility("default"))) int execvp(const char* file, char* const 
   return REAL(execvp)(file, argv);
 }
 __attribute__((visibility("default"))) int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
-  if (int rc = before_exec(const_cast<char* const*&>(envp)); rc != 0) return fail(rc);
-  return REAL(execvpe)(file, argv, envp);
+  if (int rc = before_run(); rc != 0) return fail(rc);
+  return with_environment(envp, [&](char* const* env) { return REAL(execvpe)(file, argv, env); });
 }
 __attribute__((visibility("default"))) int fexecve(int fd, char* const argv[], char* const envp[]) noexcept {
-  if (int rc = before_exec(const_cast<char* const*&>(envp)); rc != 0) return fail(rc);
-  return REAL(fexecve)(fd, argv, envp);
+  if (int rc = before_run(); rc != 0) return fail(rc);
+  return with_environment(envp, [&](char* const* env) { return REAL(fexecve)(fd, argv, env); });
 }
 __attribute__((visibility("default"))) int execveat(int dirfd, const char* path, char* const argv[],
                                                     char* const envp[], int flags) noexcept {
-  if (int rc = before_exec(const_cast<char* const*&>(envp)); rc != 0) return fail(rc);
-  return REAL(execveat)(dirfd, path, argv, envp, flags);
+  if (int rc = before_run(); rc != 0) return fail(rc);
+  return with_environment(envp, [&](char* const* env) { return REAL(execveat)(dirfd, path, argv, env, flags); });
 }
 __attribute__((visibility("default"))) int posix_spawn(pid_t* pid, const char* path,
                                                        const posix_spawn_file_actions_t* actions,
                                                        const posix_spawnattr_t* attr, char* const argv[],
                                                        char* const envp[]) {
-  if (int rc = before_exec(const_cast<char* const*&>(envp), actions != nullptr); rc != 0) return -rc;
-  return REAL(posix_spawn)(pid, path, actions, attr, argv, envp);
+  if (int rc = before_run(actions != nullptr); rc != 0) return -rc;
+  return with_environment(envp, [&](char* const* env) { return REAL(posix_spawn)(pid, path, actions, attr, argv, env); });
 }
 __attribute__((visibility("default"))) int posix_spawnp(pid_t* pid, const char* file,
                                                         const posix_spawn_file_actions_t* actions,
                                                         const posix_spawnattr_t* attr, char* const argv[],
                                                         char* const envp[]) {
-  if (int rc = before_exec(const_cast<char* const*&>(envp), actions != nullptr); rc != 0) return -rc;
-  return REAL(posix_spawnp)(pid, file, actions, attr, argv, envp);
+  if (int rc = before_run(actions != nullptr); rc != 0) return -rc;
+  return with_environment(envp, [&](char* const* env) { return REAL(posix_spawnp)(pid, file, actions, attr, argv, env); });
 }
 
 // glibc's system() and popen() spawn the shell through internal calls.

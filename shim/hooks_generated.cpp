@@ -14,6 +14,8 @@ T erofs() {
 }
 
 bool mapped(int dirfd, const char* path) {
+  // utimensat(fd, NULL, ...), fchownat(fd, "", ..., AT_EMPTY_PATH): the fd itself.
+  if ((path == nullptr || path[0] == '\0') && dirfd != AT_FDCWD && t_depth == 0) return is_mirror_fd(dirfd);
   Target t;
   return route(dirfd, path, t) == Route::mapped;
 }
@@ -69,6 +71,12 @@ int create_error(int dirfd, const char* path) {
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
     if (mapped(AT_FDCWD, DSC_FIRST_PATH args)) return erofs<ret>();                      \
     return REAL(name)(DSC_UNPAREN args);                      \
+  }
+
+#define DSC_HOOK_mutate_fd(ret, name, params, args, spec)                                \
+  extern "C" __attribute__((visibility("default"))) ret name params spec {               \
+    if (t_depth == 0 && is_mirror_fd(DSC_FIRST_PATH args)) return erofs<ret>();         \
+    return REAL(name)(DSC_UNPAREN args);                                                \
   }
 
 #define DSC_HOOK_mutate_at(ret, name, params, args, spec)                                \

@@ -19,6 +19,12 @@ __attribute__((noinline)) int open_maybe_mapped(int dirfd, const char* path, int
 // Opens (dirfd, path): the mirror for mapped paths, else the real thing. A
 // reopen through /proc/self/fd/N of a partial file is guarded like N.
 inline int open_path(int dirfd, const char* path, int flags, mode_t mode) {
+  // /proc/self/fd/N of a mirror file opened for writing: the mirror is
+  // read-only to the program, however it names it.
+  if (path != nullptr && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0) && t_depth == 0 &&
+      names_an_open_fd(path) && active() && names_a_mirror_file(path)) {
+    return fail(-EROFS);
+  }
   const int fd = surely_unmapped(dirfd, path) ? REAL(openat)(dirfd, path, flags, mode)
                                               : open_maybe_mapped(dirfd, path, flags, mode);
   if (fd < 0 || path == nullptr || t_depth != 0 || (flags & O_PATH) != 0) return fd;
@@ -39,6 +45,10 @@ mode_t mode_arg(int flags, va_list args) {
 bool stdio_writes(const char* mode) { return mode != nullptr && std::strpbrk(mode, "wa+") != nullptr; }
 
 FILE* fopen_path(const char* path, const char* mode, FILE* (*real)(const char*, const char*)) {
+  if (path != nullptr && stdio_writes(mode) && t_depth == 0 && names_an_open_fd(path) && active() &&
+      names_a_mirror_file(path)) {
+    return errno = EROFS, nullptr;
+  }
   Target t;
   if (route(AT_FDCWD, path, t) != Route::mapped) {
     if (real == nullptr) return errno = ENOSYS, nullptr;

@@ -91,6 +91,8 @@ void close_own_fd(int fd);
 int root_fd(int mount);
 // After a daemon replaced the cache: the roots are opened again.
 void reset_root_fds();
+// The device the mirror lives on (0 until a mirror root could be opened).
+dev_t mirror_device();
 
 // ---- partial files (partial_files.cpp) -----------------------------------------
 

@@ -179,19 +179,6 @@ int copy_entry(PartialFile& src, int fd) {
   return 0;
 }
 
-// The device the mirror lives on (0 until a mirror root could be opened).
-dev_t mirror_device() {
-  static std::atomic<dev_t> device{0};
-  dev_t d = device.load(std::memory_order_relaxed);
-  if (d != 0) return d;
-  const int root = root_fd(0);
-  struct stat st {};
-  Guard guard;
-  if (root < 0 || REAL(fstat)(root, &st) != 0) return 0;
-  device.store(st.st_dev, std::memory_order_relaxed);
-  return st.st_dev;
-}
-
 }  // namespace
 
 int adopt_fd(int fd) {

@@ -34,12 +34,31 @@ void log_line(const char* format, ...) {
   char buf[1024];
   va_list args;
   va_start(args, format);
-  int n = std::vsnprintf(buf, sizeof buf - 1, format, args);
+  int n = std::vsnprintf(buf, sizeof buf, format, args);
   va_end(args);
   if (n < 0) return;
-  size_t len = static_cast<size_t>(n) < sizeof buf - 1 ? static_cast<size_t>(n) : sizeof buf - 2;
-  buf[len++] = '\n';
-  [[maybe_unused]] ssize_t w = ::write(2, buf, len);
+  const size_t len = static_cast<size_t>(n) < sizeof buf ? static_cast<size_t>(n) : sizeof buf - 1;
+  // Paths come from programs and the store: control characters become \xNN
+  // (as in the daemon's log), so a name cannot forge a line.
+  char out[4 * sizeof buf + 1];
+  size_t o = 0;
+  for (size_t i = 0; i < len; ++i) {
+    const auto c = static_cast<unsigned char>(buf[i]);
+    if (c < 0x20 || c == 0x7f) {
+      static const char kHex[] = "0123456789abcdef";
+      out[o++] = '\\';
+      out[o++] = 'x';
+      out[o++] = kHex[c >> 4];
+      out[o++] = kHex[c & 15];
+    } else if (c == '\\') {
+      out[o++] = '\\';
+      out[o++] = '\\';
+    } else {
+      out[o++] = static_cast<char>(c);
+    }
+  }
+  out[o++] = '\n';
+  [[maybe_unused]] ssize_t w = ::write(2, out, o);
 }
 
 int64_t now_ns() {

@@ -52,13 +52,32 @@ bool log_enabled(LogLevel level) noexcept {
   return static_cast<int>(level) <= g_level.load(std::memory_order_relaxed);
 }
 
+std::string log_escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      out.append(hex, 4);
+    } else if (c == '\\') {
+      out.append("\\\\", 2);
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 void log_line(LogLevel level, std::string_view message) noexcept {
   char head[64];
   int n = std::snprintf(head, sizeof head, "dscache[%d] %s: ", static_cast<int>(::getpid()), level_name(level));
   std::string line;
   try {
-    line.reserve(static_cast<size_t>(n) + message.size() + 1);
-    line.append(head, static_cast<size_t>(n)).append(message).push_back('\n');
+    const std::string escaped = log_escape(message);
+    line.reserve(static_cast<size_t>(n) + escaped.size() + 1);
+    line.append(head, static_cast<size_t>(n)).append(escaped).push_back('\n');
   } catch (...) {
     return;
   }

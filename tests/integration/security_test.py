@@ -150,7 +150,37 @@ def test_each_spawn_gets_its_own_environment():
     assert "big 5000" in out, out
 
 
-TESTS = [test_fd_mutations_are_erofs, test_credentials_not_put_back_into_a_scrubbed_child,
+def test_a_key_cannot_forge_a_log_line():
+    # An object key with a newline, named in the daemon's log (its fetch fails:
+    # the object is deleted after listing): escaped, not a second line.
+    import boto3
+    from botocore.config import Config
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], config=Config(s3={"addressing_style": "path"}))
+    prefix = "sec-%d" % os.getpid()
+    key = prefix + "/a\ndscache[1] error: forged.bin"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"x" * 100)
+    try:
+        py("""
+            import os
+            names = os.listdir('/data/s/%s')
+            assert len(names) == 1, names
+        """ % prefix)
+    finally:
+        s3.delete_object(Bucket=BUCKET, Key=key)
+    py("""
+        import os
+        try:
+            open('/data/s/%s/' + os.listdir('/data/s/%s')[0], 'rb').read()
+        except OSError:
+            pass
+    """ % (prefix, prefix))
+    with open(os.path.join(CACHE, "daemon.log"), "rb") as f:
+        log = f.read().decode(errors="replace")
+    assert "\\x0adscache[1] error: forged" in log, "the key was not logged escaped:\n" + log[-2000:]
+    assert not any(line.startswith("dscache[1] error: forged") for line in log.splitlines()), "a key forged a log line"
+
+
+TESTS = [test_fd_mutations_are_erofs, test_a_key_cannot_forge_a_log_line, test_credentials_not_put_back_into_a_scrubbed_child,
          test_each_spawn_gets_its_own_environment]
 
 

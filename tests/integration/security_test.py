@@ -41,8 +41,8 @@ def env(**extra):
     return e
 
 
-def py(code, check=True):
-    r = subprocess.run([PY, "-c", textwrap.dedent(code)], env=env(), capture_output=True, timeout=300)
+def py(code, check=True, **extra):
+    r = subprocess.run([PY, "-c", textwrap.dedent(code)], env=env(**extra), capture_output=True, timeout=300)
     if check and r.returncode != 0:
         raise AssertionError("python failed (%d):\n%s\n%s" % (r.returncode, r.stdout.decode()[-3000:],
                                                               r.stderr.decode()[-3000:]))
@@ -158,13 +158,15 @@ def test_a_key_cannot_forge_a_log_line():
     s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], config=Config(s3={"addressing_style": "path"}))
     prefix = "sec-%d" % os.getpid()
     key = prefix + "/a\ndscache[1] error: forged.bin"
+    cache = CACHE + "-log"  # its own: the bucket's root is listed afresh, with the new prefix in it
+    shutil.rmtree(cache, ignore_errors=True)
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"x" * 100)
     try:
         py("""
             import os
             names = os.listdir('/data/s/%s')
             assert len(names) == 1, names
-        """ % prefix)
+        """ % prefix, DSCACHE_CACHE_DIR=cache)
     finally:
         s3.delete_object(Bucket=BUCKET, Key=key)
     py("""
@@ -173,8 +175,9 @@ def test_a_key_cannot_forge_a_log_line():
             open('/data/s/%s/' + os.listdir('/data/s/%s')[0], 'rb').read()
         except OSError:
             pass
-    """ % (prefix, prefix))
-    with open(os.path.join(CACHE, "daemon.log"), "rb") as f:
+    """ % (prefix, prefix), DSCACHE_CACHE_DIR=cache)
+    subprocess.run([DSCACHE, "daemon", "--stop"], env=dict(os.environ, DSCACHE_CACHE_DIR=cache), capture_output=True)
+    with open(os.path.join(cache, "daemon.log"), "rb") as f:
         log = f.read().decode(errors="replace")
     assert "\\x0adscache[1] error: forged" in log, "the key was not logged escaped:\n" + log[-2000:]
     assert not any(line.startswith("dscache[1] error: forged") for line in log.splitlines()), "a key forged a log line"

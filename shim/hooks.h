@@ -8,7 +8,6 @@
 // Kinds:
 //   custom       written by hand (open, stat, read, ... in hooks_*.cpp)
 //   lookup1      path first: rewritten into the mirror after its directory is listed
-//   lookup_at    (dirfd, path, ...): the same, relative to dirfd
 //   mutate1      path first: EROFS under a mount, else passed through
 //   create1      path first, creates it: EEXIST if it exists, else EROFS (as the kernel orders them)
 //   create_at    (dirfd, path, ...): the same

@@ -53,20 +53,6 @@ int create_error(int dirfd, const char* path) {
     return dsc_call_with_path_##name(t.mirror, DSC_UNPAREN args);                       \
   }
 
-// lookup_at: (dirfd, path, ...).
-#define DSC_HOOK_lookup_at(ret, name, params, args, spec)                                \
-  extern "C" __attribute__((visibility("default"))) ret name params spec {               \
-    Target t;                                                                           \
-    if (route(DSC_FIRST_PATH args, DSC_SECOND args, t) != Route::mapped) {              \
-      return REAL(name)(DSC_UNPAREN args);                   \
-    }                                                                                   \
-    if (int rc = prepare_lookup(t); rc != 0) {                                          \
-      errno = -rc;                                                                      \
-      return static_cast<ret>(-1);                                                      \
-    }                                                                                   \
-    return dsc_call_with_path_##name(t.mirror, DSC_UNPAREN args);                       \
-  }
-
 #define DSC_HOOK_mutate1(ret, name, params, args, spec)                                  \
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
     if (mapped(AT_FDCWD, DSC_FIRST_PATH args)) return erofs<ret>();                      \

@@ -175,6 +175,31 @@ bool socket_path(const Config& config, char* out, size_t size) {
   return n > 0 && static_cast<size_t>(n) < size && static_cast<size_t>(n) < sizeof(sockaddr_un::sun_path);
 }
 
+namespace {
+
+// The daemon at the other end runs as this user: a daemon of another user in
+// a directory we were pointed at (a shared /tmp, /dev/shm) would otherwise
+// serve our reads with its bytes. 0, or -EACCES with the reason in error.
+int check_daemon_user(int fd, const char* path, char* error, size_t error_size) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    const int err = errno;
+    std::snprintf(error, error_size, "%s: cannot tell which user the daemon runs as: %s", path, std::strerror(err));
+    ::close(fd);
+    return -err;
+  }
+  if (cred.uid == ::geteuid()) return 0;
+  std::snprintf(error, error_size,
+                "the dscache daemon on %s runs as uid %u, not as this user (uid %u): not trusting it (is "
+                "DSCACHE_CACHE_DIR another user's?)",
+                path, static_cast<unsigned>(cred.uid), static_cast<unsigned>(::geteuid()));
+  ::close(fd);
+  return -EACCES;
+}
+
+}  // namespace
+
 int connect_daemon(Connection& conn, const Config& config, const char* daemon_binary, int wait_ms, char* error,
                    size_t error_size) {
   disconnect(conn);
@@ -187,6 +212,7 @@ int connect_daemon(Connection& conn, const Config& config, const char* daemon_bi
   }
   int fd = try_connect(path);
   if (fd >= 0) {
+    if (int rc = check_daemon_user(fd, path, error, error_size); rc != 0) return rc;
     conn.fd = fd;
     return 0;
   }
@@ -216,6 +242,7 @@ int connect_daemon(Connection& conn, const Config& config, const char* daemon_bi
   for (int waited = 0; waited < wait_ms; waited += 10) {
     fd = try_connect(path);
     if (fd >= 0) {
+      if (int rc = check_daemon_user(fd, path, error, error_size); rc != 0) return rc;
       conn.fd = fd;
       return 0;
     }

@@ -183,7 +183,44 @@ def test_a_key_cannot_forge_a_log_line():
     assert not any(line.startswith("dscache[1] error: forged") for line in log.splitlines()), "a key forged a log line"
 
 
-TESTS = [test_fd_mutations_are_erofs, test_a_key_cannot_forge_a_log_line, test_credentials_not_put_back_into_a_scrubbed_child,
+def test_another_users_daemon_is_not_trusted():
+    # A second user runs a daemon in a directory this user is then pointed at
+    # (a shared /tmp): this user's tools and shim must refuse it, with one
+    # line naming the uid, instead of being served by it.
+    if os.geteuid() != 0:
+        print("  (not root: no second user can be made; this case did not run)")
+        return
+    user = "dscache-u2"
+    if subprocess.run(["id", user], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user], check=True)
+    pub = os.path.join(WORK, "pub")
+    shutil.rmtree(pub, ignore_errors=True)
+    os.makedirs(pub)
+    os.chmod(pub, 0o1777)
+    cache = os.path.join(pub, "cache")
+    theirs = dict(os.environ, DSCACHE_CACHE_DIR=cache, DSCACHE_MOUNTS="/data/s=s3://%s/" % BUCKET,
+                  DSCACHE_KERNEL_GUARD="off")
+    daemon = subprocess.Popen(["runuser", "-u", user, "--", DSCACHE, "daemon"], env=theirs,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 20
+        while not os.path.exists(os.path.join(cache, "run", "daemon.sock")) and time.time() < deadline:
+            time.sleep(0.1)
+        assert daemon.poll() is None, "the second user's daemon did not start: %s" % daemon.stderr.read()
+        r = subprocess.run([DSCACHE, "status"], env=dict(os.environ, DSCACHE_CACHE_DIR=cache,
+                                                         DSCACHE_MOUNTS="/data/s=s3://%s/" % BUCKET),
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "runs as uid" in r.stderr and len(r.stderr.strip().splitlines()) == 1, \
+            (r.returncode, r.stdout, r.stderr)
+        r = subprocess.run(["cat", "/data/s/small/obj-0001.bin"], env=env(DSCACHE_CACHE_DIR=cache),
+                           capture_output=True, timeout=60)
+        assert r.returncode != 0 and b"runs as uid" in r.stderr, (r.returncode, r.stderr[-2000:])
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+
+
+TESTS = [test_fd_mutations_are_erofs, test_another_users_daemon_is_not_trusted, test_a_key_cannot_forge_a_log_line, test_credentials_not_put_back_into_a_scrubbed_child,
          test_each_spawn_gets_its_own_environment]
 
 

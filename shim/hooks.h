@@ -17,6 +17,9 @@
 //   mutate2      (path, path): EROFS if either is under a mount
 //   mutate_at2   (dirfd, path, dirfd, path, ...): the same
 //   mutate_fd    (fd, ...): EROFS if fd is on a mirror file or directory
+//   write_fd     (fd, ...): needs a writable fd, which the shim never hands out
+//                for a mirror file: checked only when the call fails, so that
+//                writers of other files pay nothing (their EBADF/EINVAL → EROFS)
 #pragma once
 
 #define DSC_NOTHROW noexcept
@@ -180,10 +183,10 @@
   X(mutate_fd, int, futimes, (int fd, const struct timeval times[2]), (fd, times), DSC_NOTHROW) \
   X(mutate_fd, int, fsetxattr, (int fd, const char* name, const void* value, size_t size, int flags), (fd, name, value, size, flags), DSC_NOTHROW) \
   X(mutate_fd, int, fremovexattr, (int fd, const char* name), (fd, name), DSC_NOTHROW) \
-  X(mutate_fd, int, ftruncate, (int fd, off_t length), (fd, length), DSC_NOTHROW) \
-  X(mutate_fd, int, ftruncate64, (int fd, off64_t length), (fd, length), DSC_NOTHROW) \
-  X(mutate_fd, int, fallocate, (int fd, int mode, off_t offset, off_t length), (fd, mode, offset, length), DSC_MAYTHROW) \
-  X(mutate_fd, int, fallocate64, (int fd, int mode, off64_t offset, off64_t length), (fd, mode, offset, length), DSC_MAYTHROW) \
+  X(write_fd, int, ftruncate, (int fd, off_t length), (fd, length), DSC_NOTHROW) \
+  X(write_fd, int, ftruncate64, (int fd, off64_t length), (fd, length), DSC_NOTHROW) \
+  X(write_fd, int, fallocate, (int fd, int mode, off_t offset, off_t length), (fd, mode, offset, length), DSC_MAYTHROW) \
+  X(write_fd, int, fallocate64, (int fd, int mode, off64_t offset, off64_t length), (fd, mode, offset, length), DSC_MAYTHROW) \
   X(create1, int, mkfifo, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
   X(create_at, int, mkfifoat, (int dirfd, const char* path, mode_t mode), (dirfd, path, mode), DSC_NOTHROW)
 // clang-format on

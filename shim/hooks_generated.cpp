@@ -65,6 +65,16 @@ int create_error(int dirfd, const char* path) {
     return REAL(name)(DSC_UNPAREN args);                                                \
   }
 
+#define DSC_HOOK_write_fd(ret, name, params, args, spec)                                 \
+  extern "C" __attribute__((visibility("default"))) ret name params spec {               \
+    const ret r = REAL(name)(DSC_UNPAREN args);                                         \
+    if (r == 0 || (errno != EBADF && errno != EINVAL) || t_depth != 0) return r;        \
+    const int err = errno;                                                              \
+    if (is_mirror_fd(DSC_FIRST_PATH args)) return erofs<ret>();                          \
+    errno = err;                                                                        \
+    return r;                                                                           \
+  }
+
 #define DSC_HOOK_mutate_at(ret, name, params, args, spec)                                \
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
     if (mapped(DSC_FIRST_PATH args, DSC_SECOND args)) return erofs<ret>();               \

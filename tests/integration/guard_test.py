@@ -25,10 +25,10 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from populate import content  # noqa: E402  (the same generator the data came from)
+from runner import Skip, run_tests  # noqa: E402
 from store_proxy import CountingProxy  # noqa: E402
 
 DSCACHE = os.path.abspath(sys.argv[1])
@@ -106,10 +106,6 @@ int main(int argc, char** argv) {
   return 0;
 }
 """
-
-
-class Skip(Exception):
-    pass
 
 
 class Cache:
@@ -441,23 +437,7 @@ TESTS = [
 
 def main():
     os.makedirs(WORK, exist_ok=True)
-    selected = sys.argv[3:]
-    failed = skipped = ran = 0
-    for test in TESTS:
-        if selected and test.__name__ not in selected:
-            continue
-        start = time.time()
-        try:
-            test()
-            ran += 1
-            print("ok   %-60s %.1f s" % (test.__name__, time.time() - start), flush=True)
-        except Skip as why:
-            skipped += 1
-            print("skip %-60s %s" % (test.__name__, why), flush=True)
-        except Exception:
-            failed += 1
-            print("FAIL %s" % test.__name__, flush=True)
-            traceback.print_exc()
+    ran, failed, skipped = run_tests(TESTS, sys.argv[3:])
     # Leave no daemon and no keeper behind.
     for cache in CACHES:
         cache.stop()

@@ -15,15 +15,14 @@ zeros never are.
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from populate import content  # noqa: E402
+from runner import run_tests  # noqa: E402
 from store_proxy import CountingProxy  # noqa: E402
 
 LIB = os.path.abspath(sys.argv[1])
@@ -563,21 +562,8 @@ def main():
     global PROXY
     os.makedirs(WORK, exist_ok=True)
     PROXY = CountingProxy(os.environ["AWS_ENDPOINT_URL"], delay=0.05, jitter=0.25)
-    selected = sys.argv[4:]
-    failed = passed = 0
     try:
-        for test in TESTS:
-            if selected and test.__name__ not in selected:
-                continue
-            start = time.time()
-            try:
-                test()
-                passed += 1
-                print("ok   %-60s %.1f s" % (test.__name__, time.time() - start), flush=True)
-            except Exception:
-                failed += 1
-                print("FAIL %s" % test.__name__, flush=True)
-                traceback.print_exc()
+        _, failed, _ = run_tests(TESTS, sys.argv[4:])
     finally:
         for name in os.listdir(WORK):
             cache = os.path.join(WORK, name, "cache")
@@ -585,7 +571,6 @@ def main():
                 subprocess.run([DSCACHE, "daemon", "--stop"], env=dict(os.environ, DSCACHE_CACHE_DIR=cache),
                                capture_output=True)
         PROXY.stop()
-    print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
 
 

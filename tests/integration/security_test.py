@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import traceback
 
 LIB = os.path.abspath(sys.argv[1])
 DSCACHE = os.path.abspath(sys.argv[2])
@@ -21,6 +20,9 @@ WORK = os.path.abspath(sys.argv[3])
 BUCKET = os.environ["DSCACHE_TEST_S3_BUCKET"]
 PY = "/usr/bin/python3"
 CACHE = os.path.join(WORK, "cache")
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from runner import run_tests  # noqa: E402
 
 
 def env(**extra):
@@ -227,25 +229,11 @@ TESTS = [test_fd_mutations_are_erofs, test_another_users_daemon_is_not_trusted, 
 def main():
     os.makedirs(WORK, exist_ok=True)
     shutil.rmtree(CACHE, ignore_errors=True)
-    selected = sys.argv[4:]
-    passed = failed = 0
     try:
-        for test in TESTS:
-            if selected and test.__name__ not in selected:
-                continue
-            start = time.time()
-            try:
-                test()
-                passed += 1
-                print("ok   %-60s %.1f s" % (test.__name__, time.time() - start), flush=True)
-            except Exception:
-                failed += 1
-                print("FAIL %s" % test.__name__, flush=True)
-                traceback.print_exc()
+        _, failed, _ = run_tests(TESTS, sys.argv[4:])
     finally:
         subprocess.run([DSCACHE, "daemon", "--stop"], env=dict(os.environ, DSCACHE_CACHE_DIR=CACHE),
                        capture_output=True)
-    print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
 
 

@@ -221,15 +221,12 @@ void Server::dispatch(Connection& c, const ipc::MessageHeader& header, const cha
   auto type = static_cast<ipc::MessageType>(header.type);
   if (type == ipc::MessageType::hello) return complete(conn, rid, {}, static_cast<uint64_t>(::getpid()));
   if (type == ipc::MessageType::status) return complete(conn, rid, {}, 0, cache_->status_text());
-  if (header.length < sizeof(ipc::RequestBody)) {
-    return complete(conn, rid, Status::error(EPROTO, "request too short"));
-  }
   ipc::RequestBody request{};
-  std::memcpy(&request, body, sizeof request);
-  if (sizeof request + request.path_length > header.length) {
-    return complete(conn, rid, Status::error(EPROTO, "request path overruns the message"));
+  const char* path_start = nullptr;
+  if (const char* why = ipc::decode_request(header, body, request, &path_start)) {
+    return complete(conn, rid, Status::error(EPROTO, why));
   }
-  std::string path(body + sizeof request, request.path_length);
+  std::string path(path_start, request.path_length);
   const Priority priority = (request.flags & ipc::kFlagBackground) != 0 ? Priority::background : Priority::demand;
   auto reply = [this, conn, rid](Status s) { complete(conn, rid, s); };
   switch (type) {

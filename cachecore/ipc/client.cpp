@@ -282,22 +282,14 @@ int call_daemon(Connection& conn, MessageType type, uint64_t mount_id, const cha
   }
   MessageHeader header{};
   errno = 0;
-  if (!read_all(conn.fd, reinterpret_cast<char*>(&header), sizeof header) || !header_valid(header) ||
-      header.request_id != id || header.type != static_cast<uint16_t>(MessageType::reply) ||
-      header.length < sizeof(ReplyBody) || !read_all(conn.fd, buffer, header.length)) {
+  if (!read_all(conn.fd, reinterpret_cast<char*>(&header), sizeof header) || !reply_header_valid(header, id) ||
+      !read_all(conn.fd, buffer, header.length)) {
     int err = errno != 0 ? errno : EPROTO;
     disconnect(conn);
     return -err;
   }
-  ReplyBody body{};
-  std::memcpy(&body, buffer, sizeof body);
+  const ReplyBody body = decode_reply(header, buffer, text, text_size);
   if (value != nullptr) *value = body.value;
-  if (text_size > 0) {
-    size_t copy = body.text_length < text_size - 1 ? body.text_length : text_size - 1;
-    if (copy > header.length - sizeof body) copy = header.length - sizeof body;
-    std::memcpy(text, buffer + sizeof body, copy);
-    text[copy] = '\0';
-  }
   return body.error;
 }
 

@@ -36,4 +36,29 @@ bool header_valid(const MessageHeader& header) {
          header.length <= kMaxMessage - sizeof(MessageHeader);
 }
 
+const char* decode_request(const MessageHeader& header, const char* body, RequestBody& request, const char** path) {
+  if (header.length < sizeof(RequestBody)) return "request too short";
+  std::memcpy(&request, body, sizeof request);
+  if (sizeof request + request.path_length > header.length) return "request path overruns the message";
+  *path = body + sizeof request;
+  return nullptr;
+}
+
+bool reply_header_valid(const MessageHeader& header, uint32_t request_id) {
+  return header_valid(header) && header.request_id == request_id &&
+         header.type == static_cast<uint16_t>(MessageType::reply) && header.length >= sizeof(ReplyBody);
+}
+
+ReplyBody decode_reply(const MessageHeader& header, const char* body, char* text, size_t text_size) {
+  ReplyBody reply{};
+  std::memcpy(&reply, body, sizeof reply);
+  if (text_size > 0) {
+    size_t copy = reply.text_length < text_size - 1 ? reply.text_length : text_size - 1;
+    if (copy > header.length - sizeof reply) copy = header.length - sizeof reply;
+    std::memcpy(text, body + sizeof reply, copy);
+    text[copy] = '\0';
+  }
+  return reply;
+}
+
 }  // namespace dscache::ipc

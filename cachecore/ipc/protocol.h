@@ -69,4 +69,19 @@ size_t encode_reply(char* out, uint32_t request_id, int error, uint64_t value, c
 // Validates a header read from the wire (magic, version, length bound).
 bool header_valid(const MessageHeader& header);
 
+// The daemon's decoding of a request body (`header.length` bytes at `body`;
+// hello and status carry none): the fixed part into `request`, and `path`
+// pointing into `body` (request.path_length bytes). Null on success, else why
+// the request is malformed ("request too short", "request path overruns the message").
+const char* decode_request(const MessageHeader& header, const char* body, RequestBody& request, const char** path);
+
+// The client's checks of a reply's header: valid, a reply, to request
+// `request_id`, long enough for a ReplyBody.
+bool reply_header_valid(const MessageHeader& header, uint32_t request_id);
+// The client's decoding of a reply body (`header.length` bytes at `body`,
+// reply_header_valid): returns the fixed part; with text_size > 0 copies its
+// text into `text`, NUL-terminated and cut to text_size - 1 bytes and to the
+// message.
+ReplyBody decode_reply(const MessageHeader& header, const char* body, char* text, size_t text_size);
+
 }  // namespace dscache::ipc

@@ -21,6 +21,14 @@ bool fields_valid(const std::tm& tm) {
          tm.tm_hour < 24 && tm.tm_min >= 0 && tm.tm_min < 60 && tm.tm_sec >= 0 && tm.tm_sec <= 60;
 }
 
+// seconds + frac_ns since the epoch in nanoseconds; nullopt outside what an
+// int64_t of nanoseconds holds (1677-09-21 to 2262-04-11).
+std::optional<int64_t> to_ns(std::time_t seconds, int64_t frac_ns) {
+  constexpr int64_t kMax = INT64_MAX / kNsPerSecond, kMin = INT64_MIN / kNsPerSecond;
+  if (seconds >= kMax || seconds <= kMin) return std::nullopt;
+  return static_cast<int64_t>(seconds) * kNsPerSecond + frac_ns;
+}
+
 std::tm utc(std::time_t t) {
   std::tm tm{};
   gmtime_r(&t, &tm);
@@ -58,7 +66,7 @@ std::optional<int64_t> parse_iso8601_ns(std::string_view text) {
     if (digits == 0) return std::nullopt;
   }
   if (pos + 1 != text.size() || (text[pos] != 'Z' && text[pos] != 'z')) return std::nullopt;
-  return static_cast<int64_t>(timegm(&tm)) * kNsPerSecond + frac_ns;
+  return to_ns(timegm(&tm), frac_ns);
 }
 
 std::optional<int64_t> parse_http_date_ns(std::string_view text) {
@@ -80,7 +88,7 @@ std::optional<int64_t> parse_http_date_ns(std::string_view text) {
     return std::nullopt;
   tm.tm_year = year - 1900;
   if (!fields_valid(tm)) return std::nullopt;
-  return static_cast<int64_t>(timegm(&tm)) * kNsPerSecond;
+  return to_ns(timegm(&tm), 0);
 }
 
 std::optional<int64_t> parse_epoch_seconds_ns(std::string_view text) {

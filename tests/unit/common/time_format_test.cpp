@@ -16,6 +16,20 @@ TEST_CASE("ISO 8601 timestamps from ListObjectsV2") {
   CHECK_FALSE(parse_iso8601_ns("2009-10-12T17:50:30+01:00"));
 }
 
+TEST_CASE("timestamps beyond what int64 nanoseconds hold are refused, not overflowed (found by fuzz_s3_xml)") {
+  CHECK(parse_iso8601_ns("1970-01-01T00:00:00Z") == 0);
+  CHECK(parse_iso8601_ns("1969-12-31T23:59:59.5Z") == -500'000'000);
+  CHECK(parse_iso8601_ns("1678-01-01T00:00:00Z") == int64_t{-9214560000} * 1'000'000'000);
+  CHECK(parse_iso8601_ns("2262-04-11T00:00:00Z") == int64_t{9223286400} * 1'000'000'000);
+  CHECK_FALSE(parse_iso8601_ns("1012-03-11T09:12:44.000Z"));
+  CHECK_FALSE(parse_iso8601_ns("0001-01-01T00:00:00Z"));
+  CHECK_FALSE(parse_iso8601_ns("2263-01-01T00:00:00Z"));
+  CHECK_FALSE(parse_iso8601_ns("9999-12-31T23:59:59.999999999Z"));
+  CHECK_FALSE(parse_iso8601_ns("-999-01-01T00:00:00Z"));
+  CHECK_FALSE(parse_http_date_ns("Fri, 31 Dec 9999 23:59:59 GMT"));
+  CHECK_FALSE(parse_http_date_ns("Mon, 01 Jan 0001 00:00:00 GMT"));
+}
+
 TEST_CASE("HTTP dates from Last-Modified") {
   CHECK(parse_http_date_ns("Mon, 12 Oct 2009 17:50:30 GMT") == int64_t{1255369830} * 1'000'000'000);
   CHECK(parse_http_date_ns("Sun, 06 Nov 1994 08:49:37 GMT") == int64_t{784111777} * 1'000'000'000);

@@ -71,6 +71,9 @@ TEST_CASE("malformed listings are errors, not guesses") {
       "<ListBucketResult><IsTruncated>false</IsTruncated><EncodingType>url</EncodingType><Contents><Key>%zz</Key>"
       "<Size>1</Size><LastModified>2020-01-01T00:00:00Z</LastModified></Contents></ListBucketResult>",
       "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a&bogus;</Key></Contents></ListBucketResult>",
+      // A LastModified beyond int64 nanoseconds (fuzz_s3_xml: a signed overflow before).
+      "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a</Key><Size>1</Size>"
+      "<LastModified>1012-03-11T09:12:44.000Z</LastModified></Contents></ListBucketResult>",
   };
   for (const char* body : bad) {
     auto page = parse_list_objects_v2(body, "");

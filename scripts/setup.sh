@@ -12,9 +12,12 @@ BUILD=(build-essential cmake ninja-build pkg-config libcurl4-openssl-dev libssl-
 TEST=(curl ca-certificates radosgw ceph-mon ceph-osd python3 python3-boto3 python3-numpy
   python3-pil python3-torch python3-torchvision python3-lmdb python3-h5py fio file xxd
   xfsprogs)
+# scripts/fuzz.sh: clang with libFuzzer and the sanitizer runtimes (libclang_rt.fuzzer
+# is in libclang-rt-14-dev, only a recommendation of clang-14), llvm-symbolizer (llvm).
+FUZZ=(clang libclang-rt-14-dev llvm)
 # Peers for side-by-side benchmarks (FUSE-based S3 file systems) and the timer.
 BENCH=(s3fs rclone fuse3 hyperfine bc valgrind)
-ALL=("${BUILD[@]}" "${TEST[@]}" "${BENCH[@]}")
+ALL=("${BUILD[@]}" "${TEST[@]}" "${FUZZ[@]}" "${BENCH[@]}")
 
 log() { printf 'setup.sh: %s\n' "$*" >&2; }
 

@@ -102,14 +102,17 @@ void after_call(ipc::Connection& conn, int fd_before) {
   if (conn.fd != fd_before && fd_before >= 0) set_bit(g_own_bits, fd_before, false);
 }
 
-ipc::Connection* thread_connection(char* error, size_t error_size) {
+ipc::Connection* thread_connection(char* error, size_t error_size, int* failure) {
   if (t_conn.fd >= 0 && t_conn_generation == g_fork_generation.load()) return &t_conn;
   Guard guard;
   if (t_conn.fd >= 0) {
     close_own_fd(t_conn.fd);  // inherited from the parent across fork
     t_conn.fd = -1;
   }
-  if (connect_own(t_conn, error, error_size) != 0) return nullptr;
+  if (int rc = connect_own(t_conn, error, error_size); rc != 0) {
+    *failure = -rc;
+    return nullptr;
+  }
   t_conn_generation = g_fork_generation.load();
   pthread_setspecific(g_conn_key, &t_conn);
   return &t_conn;
@@ -152,7 +155,7 @@ void renumber_connection(int from, int to) {
 MountStats* stats_of(IndexReader* idx, int mount) {
   static std::atomic<IndexReader*> cached_for{nullptr};
   static std::atomic<MountStats*> cached[kMaxMounts];
-  if (idx == nullptr) return nullptr;
+  if (idx == nullptr || idx->read_only()) return nullptr;
   if (cached_for.load(std::memory_order_acquire) == idx) {
     if (MountStats* ms = cached[mount].load(std::memory_order_relaxed)) return ms;
   } else {
@@ -182,10 +185,16 @@ int ask_daemon(ipc::MessageType type, int mount, const char* path, uint64_t offs
       const timespec pause{0, (50'000'000L << (attempt - 2))};  // 50, 100, 200 ms
       nanosleep(&pause, nullptr);
     }
-    ipc::Connection* conn = thread_connection(error, sizeof error);
+    int failure = EIO;
+    ipc::Connection* conn = thread_connection(error, sizeof error, &failure);
     if (conn == nullptr) {
-      if (!logged.exchange(true)) log_line("dscache: %s: reads of uncached files fail with EIO", error);
-      return EIO;
+      // A directory or daemon of another user is refused (EACCES), never
+      // mistaken for a stopped daemon (EIO: what was listed before serves).
+      const int rc = failure == EPERM || failure == EACCES ? EACCES : EIO;
+      if (!logged.exchange(true)) {
+        log_line("dscache: %s: reads of uncached files fail with %s", error, rc == EACCES ? "EACCES" : "EIO");
+      }
+      return rc;
     }
     Guard guard;
     const int fd_before = conn->fd;
@@ -262,6 +271,15 @@ IndexReader* index() {
     return nullptr;  // replaced again and again: lookups go to the daemon
   }
   Guard guard;
+  // Bytes are served from the index and the mirror only in a cache directory
+  // no other user can change (the daemon connection checks it too).
+  char error[1024];
+  if (int rc = ipc::check_cache_dir(g_config, false, error, sizeof error); rc != 0) {
+    static int logged = 0;
+    if (rc != -ENOENT && __atomic_exchange_n(&logged, 1, __ATOMIC_RELAXED) == 0) log_line("dscache: %s", error);
+    g_index_state.store(0, std::memory_order_release);
+    return nullptr;
+  }
   char path[kMaxPathLength + 16];
   std::snprintf(path, sizeof path, "%s/index", g_config.cache_dir);
   auto* reader = new (g_index_storage[used]) IndexReader();

@@ -46,7 +46,7 @@ int cmd_daemon(int argc, char** argv) {
     // A daemon started on demand tells what it does in its log.
     if (!log_enabled(LogLevel::info)) (void)log_configure(Env::from_map({{"DSCACHE_LOG", "info"}}));
   }
-  return run_daemon(config, Env::process(), DaemonOptions{detached});
+  return run_daemon(config, Env::process_taking_secrets(), DaemonOptions{detached});
 }
 
 int cmd_status(int argc, char** argv) {

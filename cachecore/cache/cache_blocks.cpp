@@ -199,7 +199,7 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
       state.writer_fd = -1;
     }
     if (state.writer_fd < 0) {
-      state.writer_fd = ::open(mirror_path(mount, path).c_str(), O_RDWR | O_CLOEXEC);
+      state.writer_fd = open_for_filling(mirror_path(mount, path));
       state.writer_generation = generation;
     }
     fd = state.writer_fd;

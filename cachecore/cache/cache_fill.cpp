@@ -82,7 +82,7 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
   job->listed_size = slot.size;
   job->started = std::chrono::steady_clock::now();
   const std::string target = mirror_path(mount, path);
-  job->fd = ::open(target.c_str(), O_RDWR | O_CLOEXEC);
+  job->fd = open_for_filling(target);
   if (job->fd < 0) {
     Status s = Status::error(errno, target + ": cannot open the cache file: " + errno_name(errno));
     release(job->reserved);

@@ -134,7 +134,7 @@ Status CacheManager::make_placeholder(const Mount& mount, const std::string& pat
                                       uint64_t size, int64_t mtime_ns) {
   // Built aside and renamed in: a reader never sees a file of the wrong size.
   std::string tmp = temp_path();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kMirrorFileMode);
   if (fd < 0) return Status::error(errno, tmp + ": " + errno_name(errno));
   struct timespec times[2] = {{0, UTIME_OMIT},
                               {static_cast<time_t>(mtime_ns / 1'000'000'000), static_cast<long>(mtime_ns % 1'000'000'000)}};
@@ -150,8 +150,11 @@ Status CacheManager::make_placeholder(const Mount& mount, const std::string& pat
   }
   ::close(fd);
   if (s.ok() && guard_) guard_->forget_replaced(dir_fd, name.c_str());
-  if (s.ok() && ::renameat(AT_FDCWD, tmp.c_str(), dir_fd, name.c_str()) != 0) {
-    s = Status::error(errno, name + ": cannot place its placeholder: " + errno_name(errno));
+  if (s.ok()) {
+    DirWindows::Window window(windows_, dir_fd);
+    if (::renameat(AT_FDCWD, tmp.c_str(), dir_fd, name.c_str()) != 0) {
+      s = Status::error(errno, name + ": cannot place its placeholder: " + errno_name(errno));
+    }
   }
   if (!s.ok()) {
     if (guard_) guard_->forget_replaced(AT_FDCWD, tmp.c_str());
@@ -198,6 +201,28 @@ Status CacheManager::reconcile_file(Mount& mount, int dir_fd, const std::string&
   return inserted.ok() ? Status{} : inserted.status();
 }
 
+Status CacheManager::make_mirror_dirs(Mount& mount, const std::string& dir) {
+  // Each missing directory is made in a window on its parent.
+  size_t end = 0;
+  while (end != std::string::npos && !dir.empty()) {
+    end = dir.find('/', end + 1);
+    const std::string part = dir.substr(0, end);
+    const std::string full = mirror_path(mount, part);
+    struct stat st {};
+    if (::lstat(full.c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode)) return Status::error(ENOTDIR, full + ": exists and is not a directory");
+      continue;
+    }
+    FdGuard parent{::open(mirror_path(mount, std::string(parent_of(part))).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    if (parent.fd < 0) return Status::error(errno, full + ": cannot create directory: " + errno_name(errno));
+    DirWindows::Window window(windows_, parent.fd);
+    if (::mkdirat(parent.fd, std::string(name_of(part)).c_str(), kMirrorDirMode) != 0 && errno != EEXIST) {
+      return Status::error(errno, full + ": cannot create directory: " + errno_name(errno));
+    }
+  }
+  return {};
+}
+
 void CacheManager::remove_entry(Mount& mount, const std::string& path) {
   // Collect the slots under `path` (a file, or a directory tree), drop them
   // first (readers stop trusting), then remove the files.
@@ -228,7 +253,12 @@ void CacheManager::remove_entry(Mount& mount, const std::string& path) {
       }
     }
   }
-  // Out of the namespace at once, deleted at leisure.
+  // Out of the namespace at once, deleted at leisure. Its directory (and a
+  // directory moved, whose ".." changes) are writable meanwhile.
+  FdGuard parent{::open(mirror_path(mount, std::string(parent_of(path))).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  FdGuard self{::open(full.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
+  DirWindows::Window parent_window(windows_, parent.fd);
+  DirWindows::Window self_window(windows_, self.fd);
   std::string trash = temp_path();
   if (::rename(full.c_str(), trash.c_str()) == 0) {
     pool_->post([trash] { remove_tree(trash); }, true);
@@ -268,7 +298,7 @@ Status CacheManager::list_directory(Mount& mount, const std::string& dir) {
     return Status::error(ENOENT, mount.config.prefix + std::string("/") + dir + ": no such directory in " +
                                      mount.config.url);
   }
-  if (Status s = make_directories(dir_path, 0755); !s.ok()) return s;
+  if (Status s = make_mirror_dirs(mount, dir); !s.ok()) return s;
   FdGuard dir_fd{::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (dir_fd.fd < 0) return Status::error(errno, dir_path + ": " + errno_name(errno));
 
@@ -286,8 +316,11 @@ Status CacheManager::list_directory(Mount& mount, const std::string& dir) {
     if (::fstatat(dir_fd.fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
       remove_entry(mount, path);  // was an object, is now a prefix: the directory wins
     }
-    if (::mkdirat(dir_fd.fd, name.c_str(), 0755) != 0 && errno != EEXIST) {
-      return Status::error(errno, dir_path + "/" + name + ": cannot create directory: " + errno_name(errno));
+    if (::fstatat(dir_fd.fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      DirWindows::Window window(windows_, dir_fd.fd);
+      if (::mkdirat(dir_fd.fd, name.c_str(), kMirrorDirMode) != 0 && errno != EEXIST) {
+        return Status::error(errno, dir_path + "/" + name + ": cannot create directory: " + errno_name(errno));
+      }
     }
     keep.insert(name);
   }

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "common/private_dir.h"
 #include "index/index_key.h"
 #include "store/open_store.h"
 
@@ -54,16 +55,41 @@ CacheManager::~CacheManager() {
 Result<std::unique_ptr<CacheManager>> CacheManager::open(const Config& config, const Env& env, Options options) {
   std::unique_ptr<CacheManager> cache(new CacheManager(config, std::move(options)));
   const CacheLayout& layout = cache->layout_;
-  if (Status s = make_directories(layout.root, 0700); !s.ok()) return s.with_context("DSCACHE_CACHE_DIR");
-  ::chmod(layout.root.c_str(), 0700);
-  for (const std::string& dir : {layout.run_dir(), layout.tmp_dir(), layout.mirror_root()}) {
-    if (Status s = make_directories(dir, 0700); !s.ok()) return s;
+  // The directory and what the daemon makes in it are checked before use
+  // (common/private_dir.h): another user's directory, or a link planted in
+  // it, is refused with one line.
+  char error[1024];
+  const uid_t me = ::geteuid();
+  PrivateDirOptions root_options;
+  root_options.owner = me;
+  root_options.create = true;
+  const int root_fd = open_private_dir(layout.root.c_str(), root_options, error, sizeof error);
+  if (root_fd < 0) return Status::error(-root_fd, std::string("DSCACHE_CACHE_DIR: ") + error);
+  // A system daemon's users read the index and the mirror; a user's is private.
+  const unsigned shared = config.system_daemon ? 0755 : 0700;
+  bool ok = ::fchmod(root_fd, shared) == 0;
+  const int saved_errno = errno;
+  struct Sub {
+    const char* name;
+    unsigned mode;
+  } subs[] = {{"run", shared}, {"tmp", 0700}, {"mirror", shared}};
+  for (const Sub& sub : subs) {
+    int fd = ok ? open_private_subdir(root_fd, layout.root.c_str(), sub.name, me, sub.mode, error, sizeof error) : -1;
+    if (fd < 0) {
+      ::close(root_fd);
+      return ok ? Status::error(-fd, error)
+                : Status::error(saved_errno, layout.root + ": cannot make it private: " + errno_name(saved_errno));
+    }
+    ::fchmod(fd, sub.mode);
+    ::close(fd);
   }
+  ::close(root_fd);
 
   IndexOpenResult opened;
   auto index = IndexWriter::open(layout.index_path(), config.index_entries, config.block_size, &opened);
   if (!index.ok()) return index.status();
   cache->index_ = std::move(*index);
+  ::chmod(layout.index_path().c_str(), config.system_daemon ? 0644 : 0600);
   if (opened.created) {
     if (!opened.replaced_reason.empty()) {
       DSCACHE_LOG(warn, "%s was replaced (%s): the cache starts empty", layout.index_path().c_str(),
@@ -72,7 +98,9 @@ Result<std::unique_ptr<CacheManager>> CacheManager::open(const Config& config, c
     // A new index knows nothing of the old mirror: start it afresh.
     std::string old = layout.tmp_dir() + "/old-mirror-" + std::to_string(::getpid());
     if (::rename(layout.mirror_root().c_str(), old.c_str()) == 0) remove_tree(old);
-    if (Status s = make_directories(layout.mirror_root(), 0700); !s.ok()) return s;
+    if (::mkdir(layout.mirror_root().c_str(), shared) != 0 && errno != EEXIST) {
+      return Status::error(errno, layout.mirror_root() + ": cannot create directory: " + errno_name(errno));
+    }
   }
   cache->recovery_ = cache->index_->recover(read_boot_id().c_str());
   const auto& r = cache->recovery_;
@@ -81,14 +109,8 @@ Result<std::unique_ptr<CacheManager>> CacheManager::open(const Config& config, c
                 r.rebooted ? " and the machine rebooted since" : "", static_cast<unsigned long long>(r.filling_reset),
                 static_cast<unsigned long long>(r.unverified));
   }
-  // Leftovers of fills that were in flight.
-  if (DIR* tmp = ::opendir(layout.tmp_dir().c_str())) {
-    while (struct dirent* d = ::readdir(tmp)) {
-      std::string_view name = d->d_name;
-      if (name != "." && name != "..") remove_tree(layout.tmp_dir() + "/" + std::string(name));
-    }
-    ::closedir(tmp);
-  }
+  // Leftovers of fills that were in flight (links are removed, never followed).
+  remove_tree_contents(layout.tmp_dir());
 
   // One fetch engine for every S3 mount; its retry and TLS settings come from
   // the same AWS configuration the stores use.
@@ -101,7 +123,9 @@ Result<std::unique_ptr<CacheManager>> CacheManager::open(const Config& config, c
     Mount mount;
     mount.config = config.mounts[i];
     mount.dir = layout.mount_dir(mount.config);
-    if (Status s = make_directories(mount.dir, 0755); !s.ok()) return s;
+    if (::mkdir(mount.dir.c_str(), kMirrorDirMode) != 0 && errno != EEXIST) {
+      return Status::error(errno, mount.dir + ": cannot create directory: " + errno_name(errno));
+    }
     auto store = cache->options_.open_store ? cache->options_.open_store(mount.config)
                                             : open_store(mount.config.url, env, cache->engine_);
     if (!store.ok()) {

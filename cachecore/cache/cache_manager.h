@@ -131,6 +131,8 @@ class CacheManager {
   Status reconcile_file(Mount& mount, int dir_fd, const std::string& dir_path, const std::string& path,
                         const std::string& name, const ObjectInfo& info);
   void remove_entry(Mount& mount, const std::string& path);
+  // The mirror directory of `dir` and its missing parents (read-only, kMirrorDirMode).
+  Status make_mirror_dirs(Mount& mount, const std::string& dir);
   // A large placeholder is marked for the kernel guard before it is renamed in.
   Status make_placeholder(const Mount& mount, const std::string& path, int dir_fd, const std::string& name,
                           uint64_t size, int64_t mtime_ns);
@@ -201,6 +203,7 @@ class CacheManager {
 
   const Config config_;
   const CacheLayout layout_;
+  DirWindows windows_;  // mirror directories are writable only while the daemon changes them
   Options options_;
   std::vector<Mount> mounts_;
   std::unique_ptr<IndexWriter> index_;

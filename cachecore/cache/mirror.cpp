@@ -1,6 +1,7 @@
 #include "cache/mirror.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,25 +61,75 @@ Status make_directories(const std::string& dir, unsigned mode) {
   return {};
 }
 
-void remove_tree(const std::string& path) {
-  DIR* dir = ::opendir(path.c_str());
+namespace {
+
+// Removes what the directory `fd` holds (fd is closed).
+void clear_directory(int fd) {
+  ::fchmod(fd, 0700);  // a read-only mirror directory
+  DIR* dir = ::fdopendir(fd);
   if (dir == nullptr) {
-    ::unlink(path.c_str());
+    ::close(fd);
     return;
   }
+  const int self = ::dirfd(dir);
   while (struct dirent* d = ::readdir(dir)) {
     std::string_view name = d->d_name;
     if (name == "." || name == "..") continue;
-    std::string child = path + "/" + std::string(name);
-    struct stat st {};
-    if (::lstat(child.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-      remove_tree(child);
+    int child = ::openat(self, d->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (child >= 0) {
+      clear_directory(child);
+      ::unlinkat(self, d->d_name, AT_REMOVEDIR);
     } else {
-      ::unlink(child.c_str());
+      ::unlinkat(self, d->d_name, 0);  // a file, or a link (removed, not followed)
     }
   }
   ::closedir(dir);
+}
+
+}  // namespace
+
+void remove_tree(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    ::unlink(path.c_str());
+    return;
+  }
+  clear_directory(fd);
   ::rmdir(path.c_str());
+}
+
+void remove_tree_contents(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) clear_directory(fd);
+}
+
+DirWindows::Window::Window(DirWindows& windows, int dir_fd) : windows_(windows), fd_(dir_fd) {
+  struct stat st {};
+  if (dir_fd < 0 || ::fstat(dir_fd, &st) != 0) return;
+  key_ = {st.st_dev, st.st_ino};
+  std::lock_guard lock(windows_.mutex_);
+  int& count = windows_.open_[key_];
+  if (count++ == 0) ::fchmod(fd_, kMirrorDirOpenMode);
+  held_ = true;
+}
+
+DirWindows::Window::~Window() {
+  if (!held_) return;
+  std::lock_guard lock(windows_.mutex_);
+  auto it = windows_.open_.find(key_);
+  if (--it->second == 0) {
+    ::fchmod(fd_, kMirrorDirMode);
+    windows_.open_.erase(it);
+  }
+}
+
+int open_for_filling(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == EACCES && ::chmod(path.c_str(), kMirrorFileMode | S_IWUSR) == 0) {
+    fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  }
+  if (fd >= 0) ::fchmod(fd, kMirrorFileMode);
+  return fd;
 }
 
 }  // namespace dscache

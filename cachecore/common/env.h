@@ -15,6 +15,11 @@ class Env {
   using Lookup = std::function<std::optional<std::string>(std::string_view)>;
 
   static Env process();
+  // The process environment as it is now; the secrets in it (AWS secret
+  // keys and tokens) are then wiped from this process's memory, so that
+  // /proc/<pid>/environ and its children no longer show them. For the daemon,
+  // which holds them from then on.
+  static Env process_taking_secrets();
   static Env from_map(std::map<std::string, std::string, std::less<>> values);
 
   // The value of NAME; an empty value counts as unset, as the AWS CLI does.

@@ -187,6 +187,8 @@ bool default_cache_dir(const char* (*lookup)(const char*), char* out, size_t siz
 
 }  // namespace
 
+unsigned cache_owner(const Config& config) { return config.system_daemon ? 0 : static_cast<unsigned>(::geteuid()); }
+
 uint64_t fnv1a64(const char* data, size_t length) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (size_t i = 0; i < length; ++i) {
@@ -267,6 +269,7 @@ bool parse_config(Config& out, const char* (*lookup)(const char* name), char* er
   out.idle_timeout_ns = int64_t{600} * 1'000'000'000;
   out.auto_warm = false;
   out.lru_only = false;
+  out.system_daemon = false;
   out.index_entries = uint64_t{1} << 24;
   out.kernel_guard = KernelGuard::automatic;
   if (error_size > 0) error[0] = '\0';
@@ -341,6 +344,15 @@ bool parse_config(Config& out, const char* (*lookup)(const char* name), char* er
       out.auto_warm = false;
     } else {
       return fail(error, error_size, "DSCACHE_AUTO_WARM", text, "expected 1 or 0");
+    }
+  }
+  if (const char* text = lookup("DSCACHE_SYSTEM_DAEMON"); text != nullptr && text[0] != '\0') {
+    if (iequal(text, "1") || iequal(text, "true") || iequal(text, "yes")) {
+      out.system_daemon = true;
+    } else if (iequal(text, "0") || iequal(text, "false") || iequal(text, "no")) {
+      out.system_daemon = false;
+    } else {
+      return fail(error, error_size, "DSCACHE_SYSTEM_DAEMON", text, "expected 1 or 0");
     }
   }
   if (const char* text = lookup("DSCACHE_EVICTION"); text != nullptr && text[0] != '\0') {

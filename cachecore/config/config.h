@@ -45,6 +45,7 @@ struct Config {
   int64_t idle_timeout_ns;         // an idle daemon exits after this; INT64_MAX: never
   bool auto_warm;                  // warm a whole mount in the background after its first miss
   bool lru_only;                   // DSCACHE_EVICTION=lru: never switch to keeping the resident set
+  bool system_daemon;              // DSCACHE_SYSTEM_DAEMON=1: one daemon, run as root, serves every local user
   uint64_t index_entries;          // slots in the shared index (a power of two)
   KernelGuard kernel_guard;        // DSCACHE_KERNEL_GUARD
 };
@@ -67,5 +68,9 @@ bool parse_duration(const char* text, int64_t* out_ns);
 
 // FNV-1a 64: the mount id hash (stable across versions: it names directories).
 uint64_t fnv1a64(const char* data, size_t length);
+
+// The user the cache directory and its daemon must belong to: this user, or
+// root for a system daemon (DSCACHE_SYSTEM_DAEMON=1).
+unsigned cache_owner(const Config& config);
 
 }  // namespace dscache

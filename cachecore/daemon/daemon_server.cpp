@@ -31,6 +31,7 @@ using Clock = std::chrono::steady_clock;
 struct Connection {
   int fd = -1;
   uint64_t id = 0;
+  uid_t uid = 0;  // the client's
   std::string in;
   std::string out;
   bool want_write = false;
@@ -160,15 +161,18 @@ void Server::accept_all() {
   while (true) {
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
-    // Only the cache directory's owner may talk to its daemon.
+    // Only the cache directory's owner (and root) may talk to its daemon; a
+    // system daemon serves every local user (what they may ask: dispatch()).
     ucred cred{};
     socklen_t len = sizeof cred;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != ::getuid() && cred.uid != 0)) {
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+        (cred.uid != ::getuid() && cred.uid != 0 && !config_.system_daemon)) {
       ::close(fd);
       continue;
     }
     Connection c;
     c.fd = fd;
+    c.uid = cred.uid;
     c.id = next_id_++;
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
@@ -229,6 +233,12 @@ void Server::dispatch(Connection& c, const ipc::MessageHeader& header, const cha
   std::string path(path_start, request.path_length);
   const Priority priority = (request.flags & ipc::kFlagBackground) != 0 ? Priority::background : Priority::demand;
   auto reply = [this, conn, rid](Status s) { complete(conn, rid, s); };
+  if ((type == ipc::MessageType::evict || type == ipc::MessageType::verify) && c.uid != 0 && c.uid != ::getuid()) {
+    // A system daemon's other users read; they do not drop or repair what every user shares.
+    return complete(conn, rid,
+                    Status::error(EPERM, "evict and fsck of the system daemon's cache are for root (this is uid " +
+                                             std::to_string(c.uid) + ")"));
+  }
   switch (type) {
     case ipc::MessageType::ensure_listed: return cache_->ensure_listed(request.mount_id, path, priority, reply);
     case ipc::MessageType::fetch_object: return cache_->fetch_object(request.mount_id, path, priority, reply);
@@ -329,14 +339,18 @@ int Server::run(int listen_fd, int signal_fd) {
   return 0;
 }
 
+// The lock file, in a cache directory that passed check_cache_dir.
 int open_lock(const Config& config, bool create) {
   CacheLayout layout(config.cache_dir);
-  return ::open(layout.lock_path().c_str(), (create ? O_RDWR | O_CREAT : O_RDWR) | O_CLOEXEC, 0600);
+  return ::open(layout.lock_path().c_str(), (create ? O_RDWR | O_CREAT : O_RDWR) | O_NOFOLLOW | O_CLOEXEC, 0600);
 }
 
 }  // namespace
 
 int daemon_pid(const Config& config) {
+  // A pid from a directory another user could write is not believed (nor signalled).
+  char error[1024];
+  if (int rc = ipc::check_cache_dir(config, false, error, sizeof error); rc != 0) return rc == -ENOENT ? 0 : -1;
   int fd = open_lock(config, false);
   if (fd < 0) return 0;
   int pid = 0;
@@ -350,6 +364,11 @@ int daemon_pid(const Config& config) {
 }
 
 int stop_daemon(const Config& config, int wait_ms) {
+  char error[1024];
+  if (int rc = ipc::check_cache_dir(config, false, error, sizeof error); rc != 0 && rc != -ENOENT) {
+    DSCACHE_LOG(error, "%s", error);
+    return 1;
+  }
   int pid = daemon_pid(config);
   if (pid == 0) return 0;
   if (pid < 0 || ::kill(pid, SIGTERM) != 0) {
@@ -365,8 +384,16 @@ int stop_daemon(const Config& config, int wait_ms) {
 
 int run_daemon(const Config& config, const Env& env, const DaemonOptions& options) {
   CacheLayout layout(config.cache_dir);
-  if (Status s = make_directories(layout.root, 0700); !s.ok()) {
-    DSCACHE_LOG(error, "DSCACHE_CACHE_DIR: %s", s.message().c_str());
+  if (config.system_daemon && ::geteuid() != 0) {
+    DSCACHE_LOG(error, "DSCACHE_SYSTEM_DAEMON=1: the system daemon runs as root (this is uid %u)",
+                static_cast<unsigned>(::geteuid()));
+    return 1;
+  }
+  // Before anything is opened in it: a directory another user could change
+  // (a planted daemon.log link, a swapped tmp/) is refused.
+  char error[1024];
+  if (ipc::check_cache_dir(config, true, error, sizeof error) != 0) {
+    DSCACHE_LOG(error, "DSCACHE_CACHE_DIR: %s", error);
     return 1;
   }
   int lock_fd = open_lock(config, true);
@@ -416,7 +443,7 @@ int run_daemon(const Config& config, const Env& env, const DaemonOptions& option
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path, std::strlen(path) + 1);  // socket_path() checked the length
-  if (::bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::chmod(path, 0600) != 0 ||
+  if (::bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::chmod(path, config.system_daemon ? 0666 : 0600) != 0 ||
       ::listen(listen_fd, 512) != 0) {
     DSCACHE_LOG(error, "%s: cannot listen: %s", path, std::strerror(errno));
     return 1;

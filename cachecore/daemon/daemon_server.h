@@ -20,7 +20,9 @@ int run_daemon(const Config& config, const Env& env, const DaemonOptions& option
 // 0: stopped (or none was running); 1: could not.
 int stop_daemon(const Config& config, int wait_ms);
 
-// The pid of the daemon holding the cache directory's lock, or 0.
+// The pid of the daemon holding the cache directory's lock, 0 if none, -1 if
+// one holds it but its pid is unknown, or the directory is not to be trusted
+// (ipc::check_cache_dir says why).
 int daemon_pid(const Config& config);
 
 }  // namespace dscache

@@ -30,7 +30,14 @@ IndexReader::~IndexReader() { close(); }
 
 int IndexReader::open(const char* path) {
   close();
+  // A system daemon's users may read its index, not write it: then no
+  // access times and no counters are kept for their reads.
+  bool read_only = false;
   int fd = ::open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0 && errno == EACCES) {
+    read_only = true;
+    fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  }
   if (fd < 0) return -errno;
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -42,7 +49,8 @@ int IndexReader::open(const char* path) {
     ::close(fd);
     return -EPROTO;
   }
-  void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), read_only ? PROT_READ : PROT_READ | PROT_WRITE,
+                     MAP_SHARED, fd, 0);
   int err = errno;
   ::close(fd);
   if (map == MAP_FAILED) return -err;
@@ -60,6 +68,7 @@ int IndexReader::open(const char* path) {
     return -EPROTO;
   }
   base_ = static_cast<char*>(map);
+  read_only_ = read_only;
   size_ = size;
   slot_capacity_ = h->slot_capacity;
   return 0;
@@ -134,7 +143,7 @@ LookupResult IndexReader::read(uint64_t slot_index, SlotSnapshot& out) const {
 }
 
 void IndexReader::touch(uint64_t slot_index, int64_t now_s) const {
-  if (base_ == nullptr || slot_index >= slot_capacity_) return;
+  if (base_ == nullptr || read_only_ || slot_index >= slot_capacity_) return;
   int64_t rel = now_s - header().epoch_s;
   uint32_t value = rel <= 0 ? 1u : rel >= 0xFFFFFFFF ? 0xFFFFFFFFu : static_cast<uint32_t>(rel);
   std::atomic<uint32_t>& last = slots()[slot_index].last_access;

@@ -41,6 +41,9 @@ class IndexReader {
   int open(const char* path);
   void close();
   bool is_open() const { return base_ != nullptr; }
+  // Mapped read-only (a system daemon's index, for another user): stats()
+  // must not be written and touch() does nothing.
+  bool read_only() const { return read_only_; }
   // A daemon replaced this index: nothing in it may be trusted any more.
   bool retired() const {
     return base_ != nullptr && __atomic_load_n(&header().magic, __ATOMIC_ACQUIRE) != kIndexMagic;
@@ -72,6 +75,7 @@ class IndexReader {
   }
 
   char* base_ = nullptr;
+  bool read_only_ = false;
   uint64_t size_ = 0;
   uint64_t slot_capacity_ = 0;
 };

@@ -15,6 +15,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/private_dir.h"
+
 extern char** environ;
 
 namespace dscache::ipc {
@@ -123,7 +125,7 @@ int spawn_daemon(const Config& config, const char* binary) {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     int null_fd = ::open("/dev/null", O_RDONLY);
-    int log_fd = ::open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    int log_fd = ::open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
     if (null_fd >= 0) ::dup2(null_fd, 0);
     if (log_fd >= 0) {
       ::dup2(log_fd, 1);
@@ -177,10 +179,11 @@ bool socket_path(const Config& config, char* out, size_t size) {
 
 namespace {
 
-// The daemon at the other end runs as this user: a daemon of another user in
-// a directory we were pointed at (a shared /tmp, /dev/shm) would otherwise
-// serve our reads with its bytes. 0, or -EACCES with the reason in error.
-int check_daemon_user(int fd, const char* path, char* error, size_t error_size) {
+// The daemon at the other end runs as this user (or as root, for a system
+// daemon the configuration names): a daemon of another user in a directory
+// we were pointed at (a shared /tmp, /dev/shm) would otherwise serve our
+// reads with its bytes. 0, or -EACCES with the reason in error.
+int check_daemon_user(int fd, const Config& config, const char* path, char* error, size_t error_size) {
   ucred cred{};
   socklen_t len = sizeof cred;
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
@@ -189,16 +192,35 @@ int check_daemon_user(int fd, const char* path, char* error, size_t error_size) 
     ::close(fd);
     return -err;
   }
-  if (cred.uid == ::geteuid()) return 0;
+  if (cred.uid == ::geteuid() || cred.uid == cache_owner(config)) return 0;
   std::snprintf(error, error_size,
-                "the dscache daemon on %s runs as uid %u, not as this user (uid %u): not trusting it (is "
+                "the dscache daemon on %s runs as uid %u, not as this user (uid %u)%s: not trusting it (is "
                 "DSCACHE_CACHE_DIR another user's?)",
-                path, static_cast<unsigned>(cred.uid), static_cast<unsigned>(::geteuid()));
+                path, static_cast<unsigned>(cred.uid), static_cast<unsigned>(::geteuid()),
+                config.system_daemon ? " or root" : "");
   ::close(fd);
   return -EACCES;
 }
 
 }  // namespace
+
+int check_cache_dir(const Config& config, bool create, char* error, size_t error_size) {
+  // Once it passed, no other user can change it (private_dir.h): one check a
+  // process (per directory and owner).
+  static uint64_t passed = 0;
+  const uint64_t which =
+      fnv1a64(config.cache_dir, std::strlen(config.cache_dir)) ^ (uint64_t{cache_owner(config)} + 1) * 0x9e3779b97f4a7c15ull;
+  if (__atomic_load_n(&passed, __ATOMIC_ACQUIRE) == which) return 0;
+  PrivateDirOptions options;
+  options.owner = cache_owner(config);
+  options.create = create && ::geteuid() == options.owner;
+  options.mode = 0700;
+  int fd = open_private_dir(config.cache_dir, options, error, error_size);
+  if (fd < 0) return fd;
+  ::close(fd);
+  __atomic_store_n(&passed, which, __ATOMIC_RELEASE);
+  return 0;
+}
 
 int connect_daemon(Connection& conn, const Config& config, const char* daemon_binary, int wait_ms, char* error,
                    size_t error_size) {
@@ -210,26 +232,29 @@ int connect_daemon(Connection& conn, const Config& config, const char* daemon_bi
                   config.cache_dir);
     return -ENAMETOOLONG;
   }
-  int fd = try_connect(path);
+  // Nothing in a directory another user could change is trusted, the socket included.
+  int rc = check_cache_dir(config, false, error, error_size);
+  if (rc != 0 && (rc != -ENOENT || daemon_binary == nullptr || config.system_daemon)) {
+    if (rc == -ENOENT) {
+      std::snprintf(error, error_size, "no dscache daemon is running for %s (it does not exist)%s", config.cache_dir,
+                    config.system_daemon ? "; DSCACHE_SYSTEM_DAEMON=1: start the system daemon (as root)" : "");
+    }
+    return rc;
+  }
+  int fd = rc == 0 ? try_connect(path) : -ENOENT;
   if (fd >= 0) {
-    if (int rc = check_daemon_user(fd, path, error, error_size); rc != 0) return rc;
+    if (int refused = check_daemon_user(fd, config, path, error, error_size); refused != 0) return refused;
     conn.fd = fd;
     return 0;
   }
-  if (daemon_binary == nullptr) {
-    std::snprintf(error, error_size, "no dscache daemon is running for %s (%s)", config.cache_dir, std::strerror(-fd));
+  if (daemon_binary == nullptr || config.system_daemon) {
+    std::snprintf(error, error_size, "no dscache daemon is running for %s (%s)%s", config.cache_dir,
+                  std::strerror(-fd),
+                  config.system_daemon ? "; DSCACHE_SYSTEM_DAEMON=1: start the system daemon (as root)" : "");
     return fd;
   }
-  // The cache directory must exist for the daemon's log.
-  char dir[kMaxPathLength];
-  std::snprintf(dir, sizeof dir, "%s", config.cache_dir);
-  for (char* p = dir + 1; *p != '\0'; ++p) {
-    if (*p != '/') continue;
-    *p = '\0';
-    ::mkdir(dir, 0755);
-    *p = '/';
-  }
-  ::mkdir(dir, 0700);
+  // The cache directory must exist, safely, for the daemon's log.
+  if (rc != 0 && (rc = check_cache_dir(config, true, error, error_size)) != 0) return rc;
   const int pid = spawn_daemon(config, daemon_binary);
   if (pid < 0) {
     std::snprintf(error, error_size, "cannot start the dscache daemon %s (DSCACHE_BIN): %s", daemon_binary,
@@ -242,7 +267,7 @@ int connect_daemon(Connection& conn, const Config& config, const char* daemon_bi
   for (int waited = 0; waited < wait_ms; waited += 10) {
     fd = try_connect(path);
     if (fd >= 0) {
-      if (int rc = check_daemon_user(fd, path, error, error_size); rc != 0) return rc;
+      if (int refused = check_daemon_user(fd, config, path, error, error_size); refused != 0) return refused;
       conn.fd = fd;
       return 0;
     }

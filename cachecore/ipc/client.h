@@ -14,6 +14,12 @@ namespace dscache::ipc {
 // <cache_dir>/run/daemon.sock etc. False if a path does not fit.
 bool socket_path(const Config& config, char* out, size_t size);
 
+// Whether the cache directory is one no other user can change (the rule in
+// common/private_dir.h; owned by cache_owner(config)), creating it (0700) if
+// `create` and it is missing. 0, or -errno with one line in `error`. Checked
+// once per process: what passed stays safe.
+int check_cache_dir(const Config& config, bool create, char* error, size_t error_size);
+
 // A connection as plain data: no destructor, so the shim can keep one per
 // thread without the C++ runtime. DaemonClient below wraps it for C++ callers.
 struct Connection {

@@ -1,6 +1,7 @@
 // libc only: this file is also compiled into libdscache.so.
 #include "ipc/client.h"
 
+#include <alloca.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -91,9 +92,12 @@ void last_log_line(const Config& config, char* out, size_t size) {
 // close-on-exec pipe brings back the daemon's pid and, if exec fails, its
 // errno. Returns the daemon's pid or -errno.
 int spawn_daemon(const Config& config, const char* binary) {
-  static char* env_copy[4096];
+  // On this thread's stack, whole: two threads may start a daemon at once.
+  size_t count = 0;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) ++count;
+  char** env_copy = static_cast<char**>(alloca((count + 1) * sizeof(char*)));
   size_t n = 0;
-  for (char** e = environ; e != nullptr && *e != nullptr && n + 1 < sizeof env_copy / sizeof env_copy[0]; ++e) {
+  for (char** e = environ; e != nullptr && *e != nullptr && n < count; ++e) {
     if (std::strncmp(*e, "LD_PRELOAD=", 11) == 0) continue;  // the daemon is not a client
     env_copy[n++] = *e;
   }

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <bit>
 #include <climits>
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -57,7 +59,12 @@ uint64_t cached_bytes(const IndexReader& index, const MountConfig& mount, const 
 int request(const Config& config, ipc::DaemonClient& client, ipc::MessageType type, const MountConfig& mount,
             const std::string& rel, uint32_t flags, std::string& reason, uint64_t* value) {
   char text[ipc::kMaxReplyText];
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // A connection that breaks (a daemon killed while it still accepted, or
+  // restarting) is made again a few times with a growing pause, as the shim
+  // does: a restart takes well under a second.
+  constexpr int kAttempts = 5;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    if (attempt > 1) std::this_thread::sleep_for(std::chrono::milliseconds(50 << (attempt - 2)));  // 50, 100, 200
     if (!client.connected() && !connect_daemon(config, client)) {
       reason = "no daemon";
       return EIO;

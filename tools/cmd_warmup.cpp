@@ -363,9 +363,10 @@ int cmd_warmup(int argc, char** argv) {
         continue;
       }
       std::string parent(parent_of(mp.relative));
-      int rc = client.call(ipc::MessageType::ensure_listed, mp.mount->id, parent.c_str(), 0, 0, ipc::kFlagBackground,
-                           nullptr, text, sizeof text);
-      if (rc < 0) return fail("%s: %s", a.c_str(), std::strerror(-rc));
+      std::string reason;
+      int rc = request(config, client, ipc::MessageType::ensure_listed, *mp.mount, parent, ipc::kFlagBackground, reason);
+      if (rc == EIO && !client.connected()) return fail("%s: %s", a.c_str(), reason.c_str());
+      std::snprintf(text, sizeof text, "%s", reason.c_str());
       struct stat st {};
       if (rc == 0 && ::lstat((layout.mount_dir(*mp.mount) + "/" + mp.relative).c_str(), &st) != 0) {
         rc = ENOENT;
@@ -407,14 +408,12 @@ int cmd_warmup(int argc, char** argv) {
     }
   }
   bool ok = run_pool(config, concurrency, std::move(dirs), [&](ipc::DaemonClient& client, Root& dir, std::vector<Root>& more) {
-    char text[ipc::kMaxReplyText];
     const MountConfig& m = config.mounts[dir.mount];
     const std::string shown = std::string(m.prefix) + (dir.rel.empty() ? "" : "/" + dir.rel);
-    int rc = client.call(ipc::MessageType::ensure_listed, m.id, dir.rel.c_str(), 0, 0, ipc::kFlagBackground, nullptr,
-                         text, sizeof text);
-    if (rc != 0) {
+    std::string reason;
+    if (request(config, client, ipc::MessageType::ensure_listed, m, dir.rel, ipc::kFlagBackground, reason) != 0) {
       std::lock_guard lock(failures_mutex);
-      failures.push_back(Failure{shown, rc < 0 ? std::strerror(-rc) : text});
+      failures.push_back(Failure{shown, reason});
       return;
     }
     progress.dirs.fetch_add(1);

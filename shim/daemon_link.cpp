@@ -274,9 +274,8 @@ IndexReader* index() {
   // Bytes are served from the index and the mirror only in a cache directory
   // no other user can change (the daemon connection checks it too).
   char error[1024];
-  if (int rc = ipc::check_cache_dir(g_config, false, error, sizeof error); rc != 0) {
-    static int logged = 0;
-    if (rc != -ENOENT && __atomic_exchange_n(&logged, 1, __ATOMIC_RELAXED) == 0) log_line("dscache: %s", error);
+  // (The daemon connection, which is asked next, says why in one line.)
+  if (ipc::check_cache_dir(g_config, false, error, sizeof error) != 0) {
     g_index_state.store(0, std::memory_order_release);
     return nullptr;
   }

@@ -369,7 +369,7 @@ void ContentGuard::spawn_keeper() {
     return;
   }
   int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   // Everything the child needs is prepared here: between fork and exec only
   // async-signal-safe calls (the daemon has threads).
   char group_arg[16], pipe_arg[16], table_arg[16];

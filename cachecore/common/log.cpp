@@ -1,6 +1,7 @@
 #include "common/log.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,10 +30,25 @@ const char* level_name(LogLevel level) {
 
 Status log_configure(const Env& env) {
   if (auto file = env.get("DSCACHE_LOG_FILE")) {
-    int fd = ::open(file->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    // Never through a link, never into a FIFO (it would block) or another
+    // user's file: a log in a shared /tmp is a common setting.
+    int fd = ::open(file->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd < 0) {
-      return Status::error(errno, "DSCACHE_LOG_FILE=" + *file + ": cannot open: " + errno_name(errno));
+      const int err = errno;
+      struct stat link {};
+      const bool exists = ::lstat(file->c_str(), &link) == 0;
+      return Status::error(err, "DSCACHE_LOG_FILE=" + *file + ": cannot open: " +
+                                    (exists && S_ISLNK(link.st_mode)    ? std::string("it is a symbolic link")
+                                     : exists && !S_ISREG(link.st_mode) ? std::string("not a regular file")
+                                                                        : errno_name(err)));
     }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+      ::close(fd);
+      return Status::error(EPERM, "DSCACHE_LOG_FILE=" + *file + ": not a regular file of this user (uid " +
+                                      std::to_string(::geteuid()) + "): not writing to it");
+    }
+    ::fcntl(fd, F_SETFL, O_APPEND);  // blocking writes, as to stderr
     int old = g_fd.exchange(fd);
     if (old != STDERR_FILENO) ::close(old);
   }

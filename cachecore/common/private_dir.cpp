@@ -152,6 +152,12 @@ int open_private_dir(const char* path, const PrivateDirOptions& options, char* e
     if (last) {
       if (opened.st_uid != options.owner) {
         ::close(dir);
+        if (opened.st_uid == 0) {
+          return fail(error, error_size, EPERM,
+                      "%s belongs to root, not to this user (uid %u): if a system daemon serves it, set "
+                      "DSCACHE_SYSTEM_DAEMON=1; else choose another DSCACHE_CACHE_DIR",
+                      shown.text, static_cast<unsigned>(options.owner));
+        }
         return fail(error, error_size, EPERM,
                     "%s belongs to uid %u, not to uid %u: not using it as the cache directory (another user could "
                     "change what it serves; remove it or choose another DSCACHE_CACHE_DIR)",

@@ -50,7 +50,7 @@ class Server {
   Server(const Config& config, std::unique_ptr<CacheManager> cache)
       : config_(config), cache_(std::move(cache)), last_activity_(Clock::now()) {}
 
-  int run(int listen_fd, int signal_fd);
+  int run(int listen_fd, int signal_fd, int lock_fd);
 
  private:
   void accept_all();
@@ -280,7 +280,7 @@ void Server::dispatch(Connection& c, const ipc::MessageHeader& header, const cha
   }
 }
 
-int Server::run(int listen_fd, int signal_fd) {
+int Server::run(int listen_fd, int signal_fd, int lock_fd) {
   listen_fd_ = listen_fd;
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -320,6 +320,13 @@ int Server::run(int listen_fd, int signal_fd) {
     if (now - last_capacity_check > std::chrono::seconds(5)) {
       last_capacity_check = now;
       cache_->enforce_capacity();  // the file system may have filled up from outside
+      // Its directory deleted under it (rm -rf): nothing here can be found by
+      // clients again, and a new daemon would start beside this one.
+      struct stat lock {};
+      if (::fstat(lock_fd, &lock) == 0 && lock.st_nlink == 0) {
+        DSCACHE_LOG(warn, "%s/daemon.lock was deleted (the cache directory removed?): exiting", config_.cache_dir);
+        stopping_ = true;
+      }
     }
     if (config_.idle_timeout_ns != INT64_MAX && connections_.empty() && cache_->idle() &&
         now - last_activity_ > std::chrono::nanoseconds(config_.idle_timeout_ns)) {
@@ -351,7 +358,8 @@ int daemon_pid(const Config& config) {
   // A pid from a directory another user could write is not believed (nor signalled).
   char error[1024];
   if (int rc = ipc::check_cache_dir(config, false, error, sizeof error); rc != 0) return rc == -ENOENT ? 0 : -1;
-  int fd = open_lock(config, false);
+  CacheLayout layout(config.cache_dir);
+  int fd = ::open(layout.lock_path().c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);  // flock needs no more
   if (fd < 0) return 0;
   int pid = 0;
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
@@ -408,6 +416,7 @@ int run_daemon(const Config& config, const Env& env, const DaemonOptions& option
     DSCACHE_LOG(error, "a daemon already serves %s (pid %d)", config.cache_dir, daemon_pid(config));
     return 1;
   }
+  if (config.system_daemon) ::fchmod(lock_fd, 0644);  // its users' `dscache status` reads the pid
   char pid_text[32];
   int len = std::snprintf(pid_text, sizeof pid_text, "%d\n", static_cast<int>(::getpid()));
   [[maybe_unused]] int t = ::ftruncate(lock_fd, 0);
@@ -451,7 +460,7 @@ int run_daemon(const Config& config, const Env& env, const DaemonOptions& option
   DSCACHE_LOG(info, "serving %s on %s (pid %d)", config.cache_dir, path, static_cast<int>(::getpid()));
 
   Server server(config, std::move(*cache));
-  int rc = server.run(listen_fd, signal_fd);
+  int rc = server.run(listen_fd, signal_fd, lock_fd);
   ::close(listen_fd);
   ::unlink(path);
   ::ftruncate(lock_fd, 0);

@@ -93,7 +93,13 @@ void find_daemon_binary() {
 // A daemon connection, made the shim's own fd. 0 or -errno.
 int connect_own(ipc::Connection& conn, char* error, size_t error_size) {
   int rc = ipc::connect_daemon(conn, g_config, g_daemon_binary, 30000, error, error_size);
-  if (rc == 0) conn.fd = to_own_fd(conn.fd);
+  if (rc == 0) {
+    conn.fd = to_own_fd(conn.fd);
+    // The daemon's heartbeat: a hung daemon is noticed, not only a stopped one.
+    if (IndexReader* idx = index()) {
+      conn.heartbeat = reinterpret_cast<const int64_t*>(&idx->header().heartbeat_ns);
+    }
+  }
   return rc;
 }
 
@@ -126,15 +132,45 @@ void count_wait(int mount, int64_t since_ns) {
   }
 }
 
-bool dir_is_fresh(int mount, const char* dir, size_t dir_length) {
+// 1: listed and fresh; 0: listed once, stale now; -1: never listed (or no index).
+int dir_listing(int mount, const char* dir, size_t dir_length) {
   IndexReader* idx = index();
-  if (idx == nullptr) return false;
+  if (idx == nullptr) return -1;
   SlotSnapshot s;
   IndexKey key = index_key(g_config.mounts[mount].id, dir, dir_length);
   if (idx->find(key, s, nullptr) != LookupResult::found || s.kind() != SlotKind::directory || s.mtime_ns <= 0) {
-    return false;
+    return -1;
   }
-  return g_config.meta_ttl_ns == INT64_MAX || now_ns() - s.mtime_ns < g_config.meta_ttl_ns;
+  return g_config.meta_ttl_ns == INT64_MAX || now_ns() - s.mtime_ns < g_config.meta_ttl_ns ? 1 : 0;
+}
+
+// Whether this thread's last ask_daemon failed to reach a daemon at all.
+thread_local bool t_unreachable = false;
+
+// Once per cause: the hashes of the causes logged lately (a lossy set). The
+// cause is the errno and the message's last part ("...: Couldn't connect to
+// server"): an outage is one line, not one per file.
+bool first_time(int rc, const char* text) {
+  static std::atomic<uint64_t> seen[64];
+  static std::atomic<unsigned> next{0};
+  // (A store's request id, and numbers, differ from one request to the next.)
+  const char* end = std::strstr(text, "request id");
+  end = end != nullptr ? end : text + std::strlen(text);
+  const char* cause = text;
+  for (const char* p = text; p < end; ++p) {
+    if (*p == ':') cause = p;
+  }
+  uint64_t h = 0xcbf29ce484222325ull ^ static_cast<uint64_t>(rc);
+  for (const char* p = cause; p < end; ++p) {
+    if (*p >= '0' && *p <= '9') continue;
+    h = (h ^ static_cast<unsigned char>(*p)) * 0x100000001b3ull;
+  }
+  h |= 1;
+  for (auto& s : seen) {
+    if (s.load(std::memory_order_relaxed) == h) return false;
+  }
+  seen[next.fetch_add(1, std::memory_order_relaxed) % 64].store(h, std::memory_order_relaxed);
+  return true;
 }
 
 }  // namespace
@@ -186,11 +222,13 @@ int ask_daemon(ipc::MessageType type, int mount, const char* path, uint64_t offs
       nanosleep(&pause, nullptr);
     }
     int failure = EIO;
+    t_unreachable = false;
     ipc::Connection* conn = thread_connection(error, sizeof error, &failure);
     if (conn == nullptr) {
       // A directory or daemon of another user is refused (EACCES), never
       // mistaken for a stopped daemon (EIO: what was listed before serves).
       const int rc = failure == EPERM || failure == EACCES ? EACCES : EIO;
+      t_unreachable = rc == EIO;
       if (!logged.exchange(true)) {
         log_line("dscache: %s: reads of uncached files fail with %s", error, rc == EACCES ? "EACCES" : "EIO");
       }
@@ -203,8 +241,16 @@ int ask_daemon(ipc::MessageType type, int mount, const char* path, uint64_t offs
                               sizeof text);
     after_call(*conn, fd_before);
     count_wait(mount, started);
+    if (rc == -ETIMEDOUT) {
+      // Stopped or hung: waiting again would only wait again.
+      if (first_time(ETIMEDOUT, text)) log_line("dscache: %s: EIO", text);
+      return EIO;
+    }
     if (rc >= 0) {
-      if (rc != 0 && rc != ENOENT && rc != EISDIR && rc != ENOTDIR) {
+      // Every failure but "no such name here" is logged, once per cause; a
+      // mount root that does not exist (a missing bucket) is such a cause.
+      const bool plain = (rc == ENOENT || rc == EISDIR || rc == ENOTDIR) && path[0] != '\0';
+      if (rc != 0 && !plain && first_time(rc, text)) {
         log_line("dscache: %s%s%s: %s", g_config.mounts[mount].prefix, path[0] != '\0' ? "/" : "", path, text);
       }
       return rc;
@@ -295,20 +341,16 @@ IndexReader* index() {
 IndexKey key_of(int mount, const char* rel) { return index_key(g_config.mounts[mount].id, rel, std::strlen(rel)); }
 
 int ensure_listed(int mount, const char* dir, size_t dir_length) {
-  if (dir_is_fresh(mount, dir, dir_length)) return 0;
+  if (dir_listing(mount, dir, dir_length) == 1) return 0;
   char buf[kMaxPathLength];
   std::memcpy(buf, dir, dir_length);
   buf[dir_length] = '\0';
   int rc = ask_daemon(ipc::MessageType::ensure_listed, mount, buf, 0, 0, 0);
   if (rc == 0) return 0;
-  if (rc == EIO) {
-    // No daemon: a directory listed before still serves (stale beats failing).
-    char mirror[kMaxPathLength + 64];
-    std::snprintf(mirror, sizeof mirror, "%s%s%s", g_roots[mount].path, dir_length > 0 ? "/" : "", buf);
-    struct stat st {};
-    Guard guard;
-    if (REAL(stat)(mirror, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
-  }
+  // No daemon to be had: a directory listed before still serves (stale beats
+  // failing; the daemon itself does the same when the store fails). One never
+  // listed is an error, never an empty directory.
+  if (rc == EIO && t_unreachable && dir_listing(mount, dir, dir_length) == 0) return 0;
   return -rc;
 }
 

@@ -74,7 +74,9 @@ int request(const Config& config, ipc::DaemonClient& client, ipc::MessageType ty
       reason = text;  // the error, or a reply's text
       return rc;
     }
-    reason = std::strerror(-rc);  // the connection broke (a daemon restart?): once more on a new one
+    reason = text[0] != '\0' ? text : std::strerror(-rc);
+    if (rc == -ETIMEDOUT) return EIO;  // stopped or hung: asking again would wait again
+    // The connection broke (a daemon restart?): once more on a new one.
   }
   return EIO;
 }

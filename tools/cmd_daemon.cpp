@@ -66,7 +66,7 @@ int cmd_status(int argc, char** argv) {
   if (client.connect(config, nullptr, 0, error, sizeof error) != 0) return fail("%s", error);
   char text[8192];
   int rc = client.call(ipc::MessageType::status, 0, "", 0, 0, 0, nullptr, text, sizeof text);
-  if (rc != 0) return fail("status: %s", rc < 0 ? std::strerror(-rc) : text);
+  if (rc != 0) return fail("status: %s", rc < 0 && text[0] == '\0' ? std::strerror(-rc) : text);
   std::printf("daemon:      running (pid %d)\n%s", pid, text);
   return 0;
 }

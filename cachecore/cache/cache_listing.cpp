@@ -76,7 +76,15 @@ void CacheManager::ensure_listed(uint64_t mount_id, const std::string& dir, Prio
 void CacheManager::list_once(Mount& mount, const std::string& dir, const IndexKey& key, Priority priority,
                              Reply reply) {
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    if (auto failed = failed_listings_.find(key); failed != failed_listings_.end()) {
+      if (std::chrono::steady_clock::now() - failed->second.at < kFailedListingHold) {
+        Status s = failed->second.status;
+        lock.unlock();
+        return reply(s);
+      }
+      failed_listings_.erase(failed);
+    }
     auto [it, first] = listing_waiters_.try_emplace(key);
     it->second.push_back(std::move(reply));
     if (!first) return;
@@ -85,15 +93,42 @@ void CacheManager::list_once(Mount& mount, const std::string& dir, const IndexKe
       [this, mount = &mount, dir, key] {
         Status s = list_directory(*mount, dir);
         if (!s.ok()) mount->stats->errors.fetch_add(1, std::memory_order_relaxed);
+        const bool store_failed = !s.ok() && s.code() != ENOENT && s.code() != ENOTDIR;
+        if (store_failed) s = serve_stale_listing(*mount, dir, key, s);
         std::vector<Reply> waiters;
         {
           std::lock_guard lock(mutex_);
           waiters = std::move(listing_waiters_[key]);
           listing_waiters_.erase(key);
+          if (store_failed && !s.ok()) failed_listings_[key] = FailedListing{s, std::chrono::steady_clock::now()};
         }
         for (Reply& r : waiters) r(s);
       },
       priority == Priority::background);
+}
+
+Status CacheManager::serve_stale_listing(Mount& mount, const std::string& dir, const IndexKey& key,
+                                         const Status& failure) {
+  // The store failed (down, slow, denied): a directory listed before keeps
+  // its listing (stale beats failing), and the store is tried again in 30 s,
+  // not on every request. One never listed fails: an outage is never shown as
+  // an empty directory.
+  SlotSnapshot slot;
+  uint64_t slot_index = 0;
+  if (index_->find(key, slot, &slot_index) != LookupResult::found || slot.kind() != SlotKind::directory ||
+      slot.mtime_ns <= 0) {
+    return failure;
+  }
+  const int64_t now = now_ns();
+  const int64_t retry = int64_t{30} * 1'000'000'000;
+  const int64_t age_s = (now - slot.mtime_ns) / 1'000'000'000;
+  DSCACHE_LOG(warn, "%s%s%s: serving the listing of %lld s ago: %s", mount.config.prefix, dir.empty() ? "" : "/",
+              dir.c_str(), static_cast<long long>(age_s), failure.message().c_str());
+  if (config_.meta_ttl_ns != INT64_MAX) {
+    const int64_t fresh_until_retry = now - config_.meta_ttl_ns + std::min(retry, config_.meta_ttl_ns);
+    index_->modify(slot_index, [&](SlotSnapshot& v) { v.mtime_ns = std::max(v.mtime_ns, fresh_until_retry); });
+  }
+  return {};
 }
 
 void CacheManager::with_file_slot(Mount& mount, const std::string& path, Priority priority,

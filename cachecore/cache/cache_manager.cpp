@@ -396,6 +396,8 @@ void CacheManager::guard_partial_files() {
 }
 
 void CacheManager::publish_gauges() {
+  // The daemon's event loop calls this each turn: clients waiting on it see it alive.
+  index_->mutable_header().heartbeat_ns.store(now_ns(), std::memory_order_release);
   MountStats& total = index_->stats().total;
   total.bytes_cached.store(bytes_cached_.load(), std::memory_order_relaxed);
   total.capacity_bytes.store(config_.cache_size, std::memory_order_relaxed);

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -131,6 +132,8 @@ class CacheManager {
   Status reconcile_file(Mount& mount, int dir_fd, const std::string& dir_path, const std::string& path,
                         const std::string& name, const ObjectInfo& info);
   void remove_entry(Mount& mount, const std::string& path);
+  // After a failed listing of `dir`: OK if it was listed before (then kept, retried in 30 s), else `failure`.
+  Status serve_stale_listing(Mount& mount, const std::string& dir, const IndexKey& key, const Status& failure);
   // The mirror directory of `dir` and its missing parents (read-only, kMirrorDirMode).
   Status make_mirror_dirs(Mount& mount, const std::string& dir);
   // A large placeholder is marked for the kernel guard before it is renamed in.
@@ -215,6 +218,15 @@ class CacheManager {
 
   mutable std::mutex mutex_;
   std::unordered_map<IndexKey, std::vector<Reply>, IndexKeyHash> listing_waiters_;
+  // Listings the store failed lately (never listed before): asked again
+  // within kFailedListingHold, the same failure answers at once instead of
+  // another full retry sequence (`ls` of one directory asks two or three times).
+  struct FailedListing {
+    Status status;
+    std::chrono::steady_clock::time_point at;
+  };
+  static constexpr std::chrono::seconds kFailedListingHold{10};
+  std::unordered_map<IndexKey, FailedListing, IndexKeyHash> failed_listings_;
   std::unordered_map<IndexKey, std::vector<Reply>, IndexKeyHash> fill_waiters_;
   std::unordered_map<IndexKey, BlockState, IndexKeyHash> blocks_;
   // Background block runs beyond DSCACHE_FILL_STREAMS wait here, in order

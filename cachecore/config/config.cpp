@@ -267,6 +267,7 @@ bool parse_config(Config& out, const char* (*lookup)(const char* name), char* er
   out.readahead = 64 * kMiB;
   out.fill_streams = 8;
   out.idle_timeout_ns = int64_t{600} * 1'000'000'000;
+  out.daemon_timeout_ns = int64_t{10} * 1'000'000'000;
   out.auto_warm = false;
   out.lru_only = false;
   out.system_daemon = false;
@@ -329,7 +330,8 @@ bool parse_config(Config& out, const char* (*lookup)(const char* name), char* er
     int64_t* value;
   };
   const DurationSetting durations[] = {{"DSCACHE_META_TTL", &out.meta_ttl_ns},
-                                       {"DSCACHE_IDLE_TIMEOUT", &out.idle_timeout_ns}};
+                                       {"DSCACHE_IDLE_TIMEOUT", &out.idle_timeout_ns},
+                                       {"DSCACHE_DAEMON_TIMEOUT", &out.daemon_timeout_ns}};
   for (const DurationSetting& d : durations) {
     const char* text = lookup(d.name);
     if (text == nullptr || text[0] == '\0') continue;

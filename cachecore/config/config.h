@@ -43,6 +43,7 @@ struct Config {
   uint64_t readahead;              // the most a sequential reader's window grows to
   uint64_t fill_streams;           // ranged GETs at once for large files' background (warmup) fills
   int64_t idle_timeout_ns;         // an idle daemon exits after this; INT64_MAX: never
+  int64_t daemon_timeout_ns;       // a stopped or hung daemon fails a client's request after this
   bool auto_warm;                  // warm a whole mount in the background after its first miss
   bool lru_only;                   // DSCACHE_EVICTION=lru: never switch to keeping the resident set
   bool system_daemon;              // DSCACHE_SYSTEM_DAEMON=1: one daemon, run as root, serves every local user

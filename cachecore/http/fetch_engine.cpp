@@ -137,6 +137,7 @@ class FetchEngine::Worker {
       if (!stopping_) {
         load_.fetch_add(1, std::memory_order_relaxed);
         incoming_.push_back(Job{std::move(transfer), priority});
+        incoming_.back().since = Clock::now();
       }
     }
     if (transfer) return transfer->finish(kCancelled);  // stopping: nothing will run it
@@ -155,6 +156,7 @@ class FetchEngine::Worker {
     int retry_cost = 0;   // budget tokens this transfer's retries took
     int free_retries = 0;
     uint64_t progress_before = 0;  // transfer->progress() when the attempt started
+    Clock::time_point since{};     // when it was submitted, or last made progress (request_timeout)
   };
 
   // One attempt on the wire.
@@ -366,10 +368,20 @@ class FetchEngine::Worker {
       finish(std::move(next), status);
       return;
     }
-    next.failures = next.transfer->progress() > next.progress_before ? 1 : next.failures + 1;
+    const bool progressed = next.transfer->progress() > next.progress_before;
+    next.failures = progressed ? 1 : next.failures + 1;
+    if (progressed) next.since = Clock::now();
     if (next.failures >= shared_.options.retry.max_attempts) {
       finish(std::move(next), Status::error(status.code(), status.message() + " (gave up after " +
                                                                 std::to_string(next.attempt) + " attempts)"));
+      return;
+    }
+    auto delay = backoff_delay(shared_.options.retry, next.failures, rng_);
+    if (Clock::now() + delay - next.since > shared_.options.request_timeout) {
+      const auto waited = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - next.since).count();
+      finish(std::move(next), Status::error(status.code(), status.message() + " (gave up after " +
+                                                                std::to_string(next.attempt) + " attempts in " +
+                                                                std::to_string(waited) + " s)"));
       return;
     }
     if (!shared_.budget.acquire(kind)) {
@@ -379,7 +391,6 @@ class FetchEngine::Worker {
     }
     next.retry_cost += RetryBudget::cost(kind);
     shared_.retries.fetch_add(1, std::memory_order_relaxed);
-    auto delay = backoff_delay(shared_.options.retry, next.failures, rng_);
     DSCACHE_LOG(info, "retrying in %lld ms (attempt %d): %s", static_cast<long long>(delay.count()),
                 next.attempt + 1, status.message().c_str());
     timers_.emplace(Clock::now() + delay, std::move(next));

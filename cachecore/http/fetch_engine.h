@@ -100,10 +100,14 @@ struct FetchEngineOptions {
   int threads = 1;
   int max_in_flight = 64;  // transfers at once, over all threads
   RetryPolicy retry;
-  std::chrono::milliseconds connect_timeout{10'000};
-  // A transfer slower than this for low_speed_time is cut and retried.
+  std::chrono::milliseconds connect_timeout{5'000};
+  // A transfer slower than this for low_speed_time is cut and retried (a
+  // store that accepts and never answers is cut after low_speed_time).
   long low_speed_bytes_per_second = 1024;
-  std::chrono::seconds low_speed_time{30};
+  std::chrono::seconds low_speed_time{20};
+  // No retry starts later than this after the request began or last made
+  // progress: a dead store fails a request within about this long.
+  std::chrono::milliseconds request_timeout{60'000};
   std::string ca_bundle;        // CA file for https; empty: the system's
   long receive_buffer = 512 * 1024;
 };

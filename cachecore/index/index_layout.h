@@ -123,12 +123,16 @@ struct IndexHeaderFields {
   std::atomic<uint64_t> directory_region;  // 0 or 1
   std::atomic<uint64_t> directory_mask;    // entries - 1
   std::atomic<uint64_t> directory_used;    // entries that are not empty (live + removed)
+  // CLOCK_REALTIME ns of the daemon's last event-loop turn (at least one a
+  // second); 0 before a daemon that writes it ran. Clients waiting on a reply
+  // tell a hung daemon from a slow one by it. (Was reserved, zero: no version change.)
+  std::atomic<int64_t> heartbeat_ns;
 };
 
 struct IndexHeader : IndexHeaderFields {
   uint8_t reserved[kIndexHeaderSize - sizeof(IndexHeaderFields)];
 };
-static_assert(sizeof(IndexHeaderFields) == 224);
+static_assert(sizeof(IndexHeaderFields) == 232);
 static_assert(sizeof(IndexHeader) == kIndexHeaderSize);
 
 // Counters for one mount (or the whole node, in StatsBlock::total). Written

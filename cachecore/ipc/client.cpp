@@ -36,8 +36,79 @@ bool write_all(int fd, const char* data, size_t length) {
   return true;
 }
 
-bool read_all(int fd, char* data, size_t length) {
+int64_t monotonic_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+int64_t realtime_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// The state letter of /proc/<pid>/stat ('R', 'S', 'T' stopped, 'Z'...), or 0 if gone.
+char process_state(int pid) {
+  char path[64], stat[512];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = ::read(fd, stat, sizeof stat - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  stat[n] = '\0';
+  const char* close_paren = std::strrchr(stat, ')');  // "pid (comm) S ..."
+  return close_paren != nullptr && close_paren[1] == ' ' ? close_paren[2] : '?';
+}
+
+// Waits until the daemon's reply can be read. A slow answer is waited for as
+// long as the daemon lives (a 10 GiB fill takes what it takes); one that is
+// gone, stopped (SIGSTOP, a debugger) or whose event loop has not beaten for
+// conn.timeout_ms fails the wait: -ECONNRESET or -ETIMEDOUT, with the reason
+// in `why`.
+int wait_readable(const Connection& conn, char* why, size_t why_size) {
+  int64_t stopped_since = -1;
+  while (true) {
+    pollfd p{conn.fd, POLLIN, 0};
+    int n = ::poll(&p, 1, 1000);
+    if (n > 0) return 0;
+    if (n < 0 && errno != EINTR) return -errno;
+    if (conn.peer_pid <= 0 || conn.timeout_ms <= 0) continue;
+    const char state = process_state(conn.peer_pid);
+    if (state == 0 || state == 'Z' || state == 'X') {
+      std::snprintf(why, why_size, "the dscache daemon (pid %d) exited while serving the request", conn.peer_pid);
+      return -ECONNRESET;
+    }
+    const int64_t now = monotonic_ms();
+    if (state == 'T' || state == 't') {
+      if (stopped_since < 0) stopped_since = now;
+      if (now - stopped_since >= conn.timeout_ms) {
+        std::snprintf(why, why_size,
+                      "the dscache daemon (pid %d) is stopped (SIGSTOP or a debugger) and has not answered for %lld s",
+                      conn.peer_pid, static_cast<long long>((now - stopped_since) / 1000));
+        return -ETIMEDOUT;
+      }
+      continue;
+    }
+    stopped_since = -1;
+    const int64_t beat = conn.heartbeat != nullptr ? __atomic_load_n(conn.heartbeat, __ATOMIC_ACQUIRE) : 0;
+    const int64_t silent_ms = beat > 0 ? (realtime_ns() - beat) / 1'000'000 : 0;
+    if (silent_ms >= conn.timeout_ms) {
+      std::snprintf(why, why_size, "the dscache daemon (pid %d) is hung: its event loop has not run for %lld s",
+                    conn.peer_pid, static_cast<long long>(silent_ms / 1000));
+      return -ETIMEDOUT;
+    }
+  }
+}
+
+bool read_all(const Connection& conn, char* data, size_t length, char* why, size_t why_size) {
+  const int fd = conn.fd;
   while (length > 0) {
+    if (int rc = wait_readable(conn, why, why_size); rc != 0) {
+      errno = -rc;
+      return false;
+    }
     ssize_t n = ::recv(fd, data, length, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
@@ -187,7 +258,7 @@ namespace {
 // daemon the configuration names): a daemon of another user in a directory
 // we were pointed at (a shared /tmp, /dev/shm) would otherwise serve our
 // reads with its bytes. 0, or -EACCES with the reason in error.
-int check_daemon_user(int fd, const Config& config, const char* path, char* error, size_t error_size) {
+int check_daemon_user(int fd, const Config& config, const char* path, int* peer_pid, char* error, size_t error_size) {
   ucred cred{};
   socklen_t len = sizeof cred;
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
@@ -196,7 +267,10 @@ int check_daemon_user(int fd, const Config& config, const char* path, char* erro
     ::close(fd);
     return -err;
   }
-  if (cred.uid == ::geteuid() || cred.uid == cache_owner(config)) return 0;
+  if (cred.uid == ::geteuid() || cred.uid == cache_owner(config)) {
+    *peer_pid = cred.pid;
+    return 0;
+  }
   std::snprintf(error, error_size,
                 "the dscache daemon on %s runs as uid %u, not as this user (uid %u)%s: not trusting it (is "
                 "DSCACHE_CACHE_DIR another user's?)",
@@ -247,8 +321,11 @@ int connect_daemon(Connection& conn, const Config& config, const char* daemon_bi
   }
   int fd = rc == 0 ? try_connect(path) : -ENOENT;
   if (fd >= 0) {
-    if (int refused = check_daemon_user(fd, config, path, error, error_size); refused != 0) return refused;
+    if (int refused = check_daemon_user(fd, config, path, &conn.peer_pid, error, error_size); refused != 0) {
+      return refused;
+    }
     conn.fd = fd;
+    conn.timeout_ms = config.daemon_timeout_ns / 1'000'000;
     return 0;
   }
   if (daemon_binary == nullptr || config.system_daemon) {
@@ -271,8 +348,11 @@ int connect_daemon(Connection& conn, const Config& config, const char* daemon_bi
   for (int waited = 0; waited < wait_ms; waited += 10) {
     fd = try_connect(path);
     if (fd >= 0) {
-      if (int refused = check_daemon_user(fd, config, path, error, error_size); refused != 0) return refused;
+      if (int refused = check_daemon_user(fd, config, path, &conn.peer_pid, error, error_size); refused != 0) {
+        return refused;
+      }
       conn.fd = fd;
+      conn.timeout_ms = config.daemon_timeout_ns / 1'000'000;
       return 0;
     }
     if (!exited && process_gone(pid)) {
@@ -311,8 +391,8 @@ int call_daemon(Connection& conn, MessageType type, uint64_t mount_id, const cha
   }
   MessageHeader header{};
   errno = 0;
-  if (!read_all(conn.fd, reinterpret_cast<char*>(&header), sizeof header) || !reply_header_valid(header, id) ||
-      !read_all(conn.fd, buffer, header.length)) {
+  if (!read_all(conn, reinterpret_cast<char*>(&header), sizeof header, text, text_size) ||
+      !reply_header_valid(header, id) || !read_all(conn, buffer, header.length, text, text_size)) {
     int err = errno != 0 ? errno : EPROTO;
     disconnect(conn);
     return -err;

@@ -25,6 +25,11 @@ int check_cache_dir(const Config& config, bool create, char* error, size_t error
 struct Connection {
   int fd = -1;
   uint32_t next_id = 1;
+  int peer_pid = 0;          // the daemon's (SO_PEERCRED)
+  int64_t timeout_ms = 0;    // DSCACHE_DAEMON_TIMEOUT: a stopped or hung daemon fails a request after this
+  // The daemon's heartbeat (IndexHeader::heartbeat_ns), where the caller maps
+  // the index: a daemon whose event loop stopped is noticed, not only a stopped process.
+  const int64_t* heartbeat = nullptr;
 };
 
 // Connects; if no daemon answers and `daemon_binary` is set, starts
@@ -35,8 +40,10 @@ int connect_daemon(Connection& conn, const Config& config, const char* daemon_bi
                    size_t error_size);
 void disconnect(Connection& conn);
 // One request, one reply. Returns the reply's errno (0: done), or a negative
-// errno if the connection failed (then it is closed). `text` receives the
-// reply's text (NUL-terminated, truncated to fit).
+// errno if the connection failed (then it is closed): -ETIMEDOUT when the
+// daemon is stopped or hung for conn.timeout_ms (a slow but live daemon is
+// waited for). `text` receives the reply's text (NUL-terminated, truncated to
+// fit), or why the connection failed.
 int call_daemon(Connection& conn, MessageType type, uint64_t mount_id, const char* path, uint64_t offset,
                 uint64_t length, uint32_t flags, uint64_t* value, char* text, size_t text_size);
 

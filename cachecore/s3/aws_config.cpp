@@ -1,5 +1,7 @@
 #include "s3/aws_config.h"
 
+#include "config/config.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -309,6 +311,22 @@ Result<S3Settings> resolve_s3_settings(const Env& env) {
       return Status::error(EINVAL, attempts->second + "='" + attempts->first + "': expected a number from 1 to 50");
     }
     settings.max_attempts = n;
+  }
+  struct Bound {
+    const char* name;
+    std::chrono::milliseconds* value;
+  } bounds[] = {{"DSCACHE_CONNECT_TIMEOUT", &settings.connect_timeout},
+                {"DSCACHE_STALL_TIMEOUT", &settings.stall_timeout},
+                {"DSCACHE_REQUEST_TIMEOUT", &settings.request_timeout}};
+  for (const Bound& b : bounds) {
+    auto v = env.get(b.name);
+    if (!v) continue;
+    int64_t ns = 0;
+    // At least a second (curl's stall check counts whole seconds), at most a day.
+    if (!parse_duration(v->c_str(), &ns) || ns < 1'000'000'000 || ns > int64_t{86400} * 1'000'000'000) {
+      return Status::error(EINVAL, std::string(b.name) + "='" + *v + "': expected a duration from 1s to 1d (5s, 2m)");
+    }
+    *b.value = std::chrono::milliseconds(ns / 1'000'000);
   }
   return settings;
 }

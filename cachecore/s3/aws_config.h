@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <chrono>
 #include <string>
 
 #include "common/env.h"
@@ -41,6 +42,12 @@ struct S3Settings {
   AddressingStyle addressing = AddressingStyle::automatic;
   std::string ca_bundle;  // AWS_CA_BUNDLE or the profile's ca_bundle
   int max_attempts = 5;   // per request, AWS_MAX_ATTEMPTS or the profile's max_attempts
+  // Bounds on waiting for the store (README): DSCACHE_CONNECT_TIMEOUT,
+  // DSCACHE_STALL_TIMEOUT (no byte for this long: cut, retried),
+  // DSCACHE_REQUEST_TIMEOUT (one request's retries without progress).
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds stall_timeout{20'000};
+  std::chrono::milliseconds request_timeout{60'000};
   // Where the credentials came from, for messages ("environment", "profile 'x' in
   // /root/.aws/credentials"); never the credentials themselves.
   std::string credentials_source;

@@ -8,6 +8,9 @@ namespace dscache {
 FetchEngineOptions fetch_engine_options(const S3Settings& settings) {
   FetchEngineOptions options;
   options.retry.max_attempts = settings.max_attempts;
+  options.connect_timeout = settings.connect_timeout;
+  options.low_speed_time = std::chrono::duration_cast<std::chrono::seconds>(settings.stall_timeout);
+  options.request_timeout = settings.request_timeout;
   options.ca_bundle = settings.ca_bundle;
   return options;
 }

@@ -364,9 +364,21 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
     }
     if (s.state() == FileState::complete) {
       int fd;
+      struct stat st {};
       {
         Guard guard;
         fd = REAL(openat)(t.at_fd, t.at_path, flags, mode);
+        if (fd >= 0 && (REAL(fstat)(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != s.size)) {
+          REAL(close)(fd);
+          fd = -2;  // truncated (or grown) behind the daemon's back
+        }
+      }
+      if (fd == -2 || (fd < 0 && errno == ENOENT)) {
+        // A file the index calls complete, missing or of the wrong size: never
+        // served short or as absent; the daemon checks, then fetches it again.
+        int rc = ask_daemon(ipc::MessageType::fetch_object, t.mount, t.rel, 0, 0, ipc::kFlagRepair);
+        if (rc != 0) return -rc;
+        continue;
       }
       if (fd < 0) return -errno;
       // The file may have been replaced between the check and the open: the

@@ -98,11 +98,10 @@ void CacheManager::request_blocks(Mount& mount, const std::string& path, uint64_
         const BlockRecord* existing = current.blocks() ? index_->reader().block_record(current.aux) : nullptr;
         if (existing == nullptr || existing->block_count != (slot.size + config_.block_size - 1) / config_.block_size) {
           uint32_t blocks = static_cast<uint32_t>((slot.size + config_.block_size - 1) / config_.block_size);
+          Status why;
           uint64_t offset = index_->allocate_blocks(blocks, config_.block_size, info->etag,
-                                                    current.blocks() ? current.aux : 0);
-          if (offset == 0) {
-            return reply(Status::error(ENOSPC, "the index has no room for another large file's block map"));
-          }
+                                                    current.blocks() ? current.aux : 0, &why);
+          if (offset == 0) return reply(why.with_context(mount.config.prefix + std::string("/") + path));
           index_->modify(slot_index, [&](SlotSnapshot& v) {
             v.aux = offset;
             v.meta = SlotMeta::make(SlotKind::file, FileState::absent, true, v.generation());
@@ -213,9 +212,9 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
     return;
   }
   if (first == 0) note_miss(slot);  // one miss per file, not per block run
-  if (!make_room((last - first + 1) * config_.block_size)) {
+  if (std::string why; !make_room((last - first + 1) * config_.block_size, &why)) {
     blocks_arrived(mount, path, key, slot_index, first, last, generation,
-                   Status::error(ENOSPC, "the cache is full and nothing in it can be evicted"), {});
+                   Status::error(ENOSPC, mount.config.prefix + std::string("/") + path + ": " + why), {});
     if (bulk) pool_->post([this] { bulk_run_done(); }, true);
     return;
   }
@@ -235,6 +234,7 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
             [this, &mount, path, key, slot_index, first, last, length, sink, generation, bulk, result = std::move(result)] {
               Status status = sink->finish();
               if (!result.ok()) status = result.status();
+              status = no_space(mount.config.prefix + std::string("/") + path, status);
               if (status.ok() && result->length != length) {
                 status = Status::error(EIO, mount.config.prefix + std::string("/") + path + ": short read from the store");
               }

@@ -9,7 +9,10 @@
 
 #include <bit>
 
+#include <cstdio>
+
 #include "cache/cache_manager.h"
+#include "common/disk_space.h"
 #include "common/log.h"
 #include "index/index_key.h"
 
@@ -68,27 +71,63 @@ void CacheManager::register_cached_files(Mount& mount) {
   });
 }
 
-bool CacheManager::make_room(uint64_t bytes) {
+bool CacheManager::make_room(uint64_t bytes, std::string* why) {
+  // Space only: a fill writes into its placeholder and makes no inode (the
+  // inode guard is inode_room(), for placeholders). Checking inodes here made
+  // every fill on a file system short of inodes evict the whole cache, in
+  // vain, then fail as "the cache is full".
   std::lock_guard evict_lock(evict_mutex_);
   for (int round = 0; round < 100000; ++round) {
     const uint64_t wanted = bytes + reserved_.load();
     bool over = config_.cache_size != 0 && bytes_cached_.load() + wanted > config_.cache_size;
+    bool disk = false;
     struct statvfs fs {};
     if (!over && ::statvfs(layout_.root.c_str(), &fs) == 0 && fs.f_blocks > 0) {
       double total = static_cast<double>(fs.f_blocks) * static_cast<double>(fs.f_frsize);
       double free = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize) - static_cast<double>(wanted);
-      over = free < config_.free_space_ratio * total;
-      if (!over && fs.f_files > 0) {
-        over = static_cast<double>(fs.f_favail) < config_.free_space_ratio * static_cast<double>(fs.f_files);
-      }
+      over = disk = free < config_.free_space_ratio * total;
     }
     if (!over) {
       reserved_.fetch_add(bytes);
       return true;
     }
-    if (!evict_one()) return false;
+    if (!evict_one()) {
+      if (why == nullptr) return false;
+      const std::string cached = human_bytes(bytes_cached_.load()) + " cached";
+      if (disk) {
+        char ratio[32];
+        std::snprintf(ratio, sizeof ratio, "%g", config_.free_space_ratio * 100);
+        *why = "no space left on " + describe_file_system(layout_.root) + ": " +
+               human_bytes(static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize) + " of " +
+               human_bytes(static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize) + " free, " + human_bytes(wanted) +
+               " wanted and " + ratio + "% kept free (DSCACHE_FREE_SPACE_RATIO), and nothing in the cache (" + cached +
+               ") can be evicted";
+      } else {
+        *why = "the cache is full and nothing in it can be evicted (" + cached + ", DSCACHE_CACHE_SIZE " +
+               human_bytes(config_.cache_size) + ", " + human_bytes(wanted) + " wanted)";
+      }
+      return false;
+    }
   }
+  if (why != nullptr) *why = "the cache cannot make room for " + human_bytes(bytes);
   return false;
+}
+
+Status CacheManager::inode_room(const std::string& what) {
+  struct statvfs fs {};
+  if (::statvfs(layout_.root.c_str(), &fs) != 0 || fs.f_files == 0) return {};  // no inode limit (btrfs, some FUSE)
+  // One more inode must leave the guard's share free.
+  if (static_cast<double>(fs.f_favail) - 1 >= config_.free_space_ratio * static_cast<double>(fs.f_files)) return {};
+  char ratio[32];
+  std::snprintf(ratio, sizeof ratio, "%g", config_.free_space_ratio * 100);
+  return Status::error(ENOSPC, what + ": " + no_inodes_message(layout_.root) + " (" + ratio +
+                                   "% kept free: DSCACHE_FREE_SPACE_RATIO; each listed file takes one)");
+}
+
+Status CacheManager::no_space(const std::string& what, const Status& failure) {
+  if (!is_no_space(failure.code())) return failure;
+  pool_->post([this] { enforce_capacity(); }, true);
+  return Status::error(failure.code(), what + ": " + no_space_message(layout_.root, failure.code()));
 }
 
 void CacheManager::enforce_capacity() {

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <unordered_set>
 
 #include "cache/cache_manager.h"
 #include "cache/fill_sink.h"
@@ -60,12 +62,8 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
   }
   if (slot.state() == FileState::complete) return finish_fill(mount, path, key, {});
   note_miss(slot);
-  if (!make_room(slot.size)) {
-    return finish_fill(mount, path, key,
-                       Status::error(ENOSPC, mount.config.prefix + std::string("/") + path +
-                                                 ": the cache is full and nothing in it can be evicted (" +
-                                                 std::to_string(bytes_cached_.load()) + " bytes cached, capacity " +
-                                                 std::to_string(capacity_bytes()) + ")"));
+  if (std::string why; !make_room(slot.size, &why)) {
+    return finish_fill(mount, path, key, Status::error(ENOSPC, mount.config.prefix + std::string("/") + path + ": " + why));
   }
   index_->modify(slot_index, [](SlotSnapshot& v) {
     v.meta = SlotMeta::make(SlotKind::file, FileState::filling, false, v.generation());
@@ -83,6 +81,18 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
   job->started = std::chrono::steady_clock::now();
   const std::string target = mirror_path(mount, path);
   job->fd = open_for_filling(target);
+  if (job->fd < 0 && errno == ENOENT) {
+    // Its placeholder was deleted behind the daemon's back (fsck made it
+    // absent): made again, then filled.
+    const std::string dir = mirror_path(mount, std::string(parent_of(path)));
+    if (int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir_fd >= 0) {
+      if (make_placeholder(mount, path, dir_fd, std::string(name_of(path)), slot.size, slot.mtime_ns).ok()) {
+        job->fd = open_for_filling(target);
+      }
+      ::close(dir_fd);
+    }
+    if (job->fd < 0) errno = ENOENT;
+  }
   if (job->fd < 0) {
     Status s = Status::error(errno, target + ": cannot open the cache file: " + errno_name(errno));
     release(job->reserved);
@@ -96,6 +106,7 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
 
   auto complete = [this, &mount, path, key, job, priority](Result<GetResult> result, Status status) {
     if (!result.ok()) status = result.status();
+    status = no_space(mount.config.prefix + std::string("/") + path, status);
     uint64_t length = 0;
     ObjectInfo info;
     uint64_t checksum = 0;
@@ -275,12 +286,14 @@ bool CacheManager::verify_blocks(Mount& mount, const std::string& path, uint64_t
 
 uint64_t CacheManager::verify_all(bool repair, std::string* report) {
   uint64_t bad = 0, checked = 0;
+  std::unordered_set<uint64_t> seen;  // slots whose file the mirror holds
   for (Mount& mount : mounts_) {
     for_each_mirror_file(mount, [&](int dir_fd, const char* name, const std::string& path) {
       SlotSnapshot slot;
       uint64_t slot_index = 0;
       IndexKey key = index_key(mount.config.id, path.data(), path.size());
       if (index_->find(key, slot, &slot_index) != LookupResult::found) return;
+      seen.insert(slot_index);
       if (slot.blocks()) {
         bad += verify_blocks(mount, path, slot_index, slot, repair, report, checked) ? 0 : 1;
         return;
@@ -307,6 +320,52 @@ uint64_t CacheManager::verify_all(bool repair, std::string* report) {
       }
     });
   }
+  // The index as well as the mirror: a cached file deleted behind the
+  // daemon's back has a slot and no file. (A slot names a hash, not a path:
+  // repaired, it is made absent; its placeholder comes back when it is read
+  // or its directory is listed again.)
+  // Mounts this daemon was not started with keep their files too: seen, not lost.
+  if (DIR* d = ::opendir(layout_.mirror_root().c_str())) {
+    while (struct dirent* e = ::readdir(d)) {
+      char* end = nullptr;
+      const uint64_t id = std::strtoull(e->d_name, &end, 16);
+      if (e->d_name[0] == '.' || end == nullptr || *end != '\0' || mount_by_id(id) != nullptr) continue;
+      Mount other;
+      other.config.id = id;
+      other.dir = layout_.mirror_root() + "/" + e->d_name;
+      for_each_mirror_file(other, [&](int, const char*, const std::string& path) {
+        SlotSnapshot slot;
+        uint64_t slot_index = 0;
+        if (index_->find(index_key(id, path.data(), path.size()), slot, &slot_index) == LookupResult::found) {
+          seen.insert(slot_index);
+        }
+      });
+    }
+    ::closedir(d);
+  }
+  uint64_t missing = 0;
+  std::vector<uint64_t> lost;
+  index_->for_each([&](uint64_t slot_index, const SlotSnapshot& slot) {
+    if (slot.kind() == SlotKind::file && slot.state() == FileState::complete && seen.count(slot_index) == 0) {
+      lost.push_back(slot_index);
+    }
+  });
+  for (uint64_t slot_index : lost) {
+    SlotSnapshot slot;
+    if (index_->reader().read(slot_index, slot) != LookupResult::found || slot.state() != FileState::complete) continue;
+    ++missing;
+    if (repair) {
+      index_->modify(slot_index, [](SlotSnapshot& v) {
+        v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation() + 1);
+      });
+      bytes_cached_.fetch_sub(std::min(slot.size, bytes_cached_.load()));
+    }
+  }
+  if (missing > 0 && report != nullptr) {
+    *report += "missing from the mirror: " + std::to_string(missing) + " cached files (deleted behind the daemon's back)" +
+               (repair ? ": made absent, fetched again on next use" : "") + "\n";
+  }
+  bad += missing;
   if (report != nullptr) {
     *report += std::to_string(checked) + " files and blocks checked, " + std::to_string(bad) + " files bad" +
                (repair && bad > 0 ? " (made absent: fetched again on next use)" : "") + "\n";

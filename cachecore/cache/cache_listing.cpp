@@ -8,6 +8,7 @@
 #include <set>
 
 #include "cache/cache_manager.h"
+#include "common/disk_space.h"
 #include "common/log.h"
 #include "index/index_key.h"
 
@@ -31,11 +32,7 @@ uint64_t etag_hash_of(const ObjectInfo& info) { return identity_hash(info.etag.d
 
 void CacheManager::ensure_listed(uint64_t mount_id, const std::string& dir, Priority priority, Reply reply) {
   Mount* mount = mount_by_id(mount_id);
-  if (mount == nullptr) {
-    char id[17];
-    std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(mount_id));
-    return reply(Status::error(ENODEV, std::string("mount ") + id + " is not configured in the running daemon"));
-  }
+  if (mount == nullptr) return reply(unknown_mount(mount_id));
   if (NameProblem p = check_mirror_path(dir); p != NameProblem::none) {
     return reply(Status::error(ENOENT, mount->config.prefix + std::string("/") + dir + ": no such directory (" +
                                            describe(p) + ")"));
@@ -167,15 +164,28 @@ void CacheManager::with_file_slot(Mount& mount, const std::string& path, Priorit
 
 Status CacheManager::make_placeholder(const Mount& mount, const std::string& path, int dir_fd, const std::string& name,
                                       uint64_t size, int64_t mtime_ns) {
+  // A new name takes an inode for good, so it passes the inode guard; a file
+  // replaced by its placeholder (eviction, refresh) takes none once renamed.
+  const std::string shown = mount.config.prefix + std::string("/") + path;
+  if (struct stat st {}; ::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (Status s = inode_room(shown); !s.ok()) return s;
+  }
   // Built aside and renamed in: a reader never sees a file of the wrong size.
   std::string tmp = temp_path();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kMirrorFileMode);
-  if (fd < 0) return Status::error(errno, tmp + ": " + errno_name(errno));
+  if (fd < 0) {
+    // Out of space or inodes: the file system is named, not the temporary file.
+    const int err = errno;
+    if (is_no_space(err)) return Status::error(err, shown + ": " + no_space_message(layout_.root, err));
+    return Status::error(err, tmp + ": " + errno_name(err));
+  }
   struct timespec times[2] = {{0, UTIME_OMIT},
                               {static_cast<time_t>(mtime_ns / 1'000'000'000), static_cast<long>(mtime_ns % 1'000'000'000)}};
   Status s;
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0 || ::futimens(fd, times) != 0) {
-    s = Status::error(errno, name + ": cannot make its placeholder: " + errno_name(errno));
+    const int err = errno;
+    s = Status::error(err, is_no_space(err) ? shown + ": " + no_space_message(layout_.root, err)
+                                            : name + ": cannot make its placeholder: " + errno_name(err));
   }
   // Marked before it is reachable: an fd opened before the mark never raises events.
   if (s.ok() && size > config_.whole_file_max && guard_ && guard_->on()) {
@@ -188,7 +198,9 @@ Status CacheManager::make_placeholder(const Mount& mount, const std::string& pat
   if (s.ok()) {
     DirWindows::Window window(windows_, dir_fd);
     if (::renameat(AT_FDCWD, tmp.c_str(), dir_fd, name.c_str()) != 0) {
-      s = Status::error(errno, name + ": cannot place its placeholder: " + errno_name(errno));
+      const int err = errno;
+      s = Status::error(err, is_no_space(err) ? shown + ": " + no_space_message(layout_.root, err)
+                                              : name + ": cannot place its placeholder: " + errno_name(err));
     }
   }
   if (!s.ok()) {
@@ -370,6 +382,10 @@ Status CacheManager::list_directory(Mount& mount, const std::string& dir) {
       DSCACHE_LOG(info, "%s: key '%s' is hidden by the prefix '%s/' of the same name", mount.config.url,
                   o.key.c_str(), o.key.c_str());
       continue;
+    }
+    struct stat st {};
+    if (::fstatat(dir_fd.fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+      remove_entry(mount, path);  // was a prefix, is now an object: the directory goes (the file replaces it)
     }
     if (Status s = reconcile_file(mount, dir_fd.fd, dir_path, path, name, o); !s.ok()) return s;
     keep.insert(name);

@@ -204,8 +204,6 @@ int64_t CacheManager::now_ns() const {
       .count();
 }
 
-namespace {
-
 Status unknown_mount(uint64_t mount_id) {
   char id[17];
   std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(mount_id));
@@ -213,8 +211,6 @@ Status unknown_mount(uint64_t mount_id) {
                                    " is not configured in the running daemon (it was started with another "
                                    "DSCACHE_MOUNTS; stop it with `dscache daemon --stop` to restart it)");
 }
-
-}  // namespace
 
 void CacheManager::fetch_object(uint64_t mount_id, const std::string& path, Priority priority, Reply reply) {
   Mount* mount = mount_by_id(mount_id);
@@ -270,6 +266,36 @@ void CacheManager::complete_file(uint64_t mount_id, const std::string& path, Pri
     if (!s.ok()) return reply(s);
     if (slot.size <= config_.whole_file_max) return fetch_object(mount->config.id, path, priority, reply);
     fetch_range(mount->config.id, path, 0, slot.size, false, priority, reply);
+  });
+}
+
+void CacheManager::refetch_damaged(uint64_t mount_id, const std::string& path, Priority priority, Reply reply) {
+  Mount* mount = mount_by_id(mount_id);
+  if (mount == nullptr) return reply(unknown_mount(mount_id));
+  with_file_slot(*mount, path, priority, [this, mount, path, priority, reply](Status s, uint64_t slot_index,
+                                                                              SlotSnapshot slot) {
+    if (!s.ok()) return reply(s);
+    struct stat st {};
+    const std::string file = mirror_path(*mount, path);
+    const bool present = ::lstat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    if (slot.state() == FileState::complete && (!present || static_cast<uint64_t>(st.st_size) != slot.size)) {
+      DSCACHE_LOG(warn, "%s/%s: %s in the cache (changed behind the daemon's back): fetching it again",
+                  mount->config.prefix, path.c_str(),
+                  present ? ("its size is " + std::to_string(st.st_size) + ", not " + std::to_string(slot.size)).c_str()
+                          : "missing");
+      index_->modify(slot_index, [](SlotSnapshot& v) {
+        v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation() + 1);
+      });
+      bytes_cached_.fetch_sub(std::min(slot.size, bytes_cached_.load()));
+      const std::string dir = mirror_path(*mount, std::string(parent_of(path)));
+      int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      Status made = dir_fd >= 0 ? make_placeholder(*mount, path, dir_fd, std::string(name_of(path)), slot.size,
+                                                   slot.mtime_ns)
+                                : Status::error(errno, dir + ": " + errno_name(errno));
+      if (dir_fd >= 0) ::close(dir_fd);
+      if (!made.ok()) return reply(made);
+    }
+    fetch_object(mount->config.id, path, priority, reply);
   });
 }
 

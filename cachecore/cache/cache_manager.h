@@ -40,6 +40,9 @@
 
 namespace dscache {
 
+// The error for a request naming a mount the running daemon was not started with.
+Status unknown_mount(uint64_t mount_id);
+
 struct IndexKeyHash {
   size_t operator()(const IndexKey& k) const { return static_cast<size_t>(k.lo ^ (k.hi * 0x9E3779B97F4A7C15ull)); }
 };
@@ -67,6 +70,10 @@ class CacheManager {
   void fetch_range(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length, bool sequential,
                    Priority priority, Reply reply);
   void complete_file(uint64_t mount_id, const std::string& path, Priority priority, Reply reply);
+  // A reader found a file the index calls complete missing or of the wrong
+  // size in the mirror (deleted or truncated behind the daemon's back): if it
+  // is, it is made absent and fetched again; then as fetch_object.
+  void refetch_damaged(uint64_t mount_id, const std::string& path, Priority priority, Reply reply);
 
   // A partial file pinned by a client is never evicted; a client that goes
   // away releases its pins.
@@ -185,8 +192,18 @@ class CacheManager {
   void note_cached(Mount& mount, const std::string& path, uint64_t slot_index, const IndexKey& key);
   // Evicts until `bytes` more fit, then reserves them for a fill in flight
   // (so that concurrent fills cannot overshoot together); false if nothing
-  // more can be evicted. release() returns a reservation when its fill ends.
-  bool make_room(uint64_t bytes);
+  // more can be evicted, with `why` saying which limit (DSCACHE_CACHE_SIZE, or
+  // the file system's space). release() returns a reservation when its fill ends.
+  bool make_room(uint64_t bytes, std::string* why = nullptr);
+  // The inode guard, for a new placeholder (fills write into existing ones
+  // and need none): OK while more than DSCACHE_FREE_SPACE_RATIO of the file
+  // system's inodes stay free, else ENOSPC "no free inodes on <file system>".
+  // Evicting cannot help: it replaces a file by a placeholder, inode for inode.
+  Status inode_room(const std::string& what);
+  // A fill's write failed for lack of space or inodes (another writer filled
+  // the disk after make_room() looked): the error names the file system, and
+  // the guard evicts in the background.
+  Status no_space(const std::string& what, const Status& failure);
   void release(uint64_t bytes) { reserved_.fetch_sub(bytes); }
   bool evict_one();
   void evict(const CachedFile& file);

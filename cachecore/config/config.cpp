@@ -74,8 +74,17 @@ bool normalize_absolute(char* path) {
   return true;
 }
 
+// S3's rules, relaxed as legacy buckets and S3-compatible stores allow
+// (uppercase, '_', up to 255): it begins and ends with a letter or digit and
+// has no ".." (".", "..", "-x", "a..b" are refused).
 bool valid_bucket(const char* begin, const char* end) {
   if (begin == end || end - begin > 255) return false;
+  if (!std::isalnum(static_cast<unsigned char>(begin[0])) || !std::isalnum(static_cast<unsigned char>(end[-1]))) {
+    return false;
+  }
+  for (const char* p = begin; p + 1 < end; ++p) {
+    if (p[0] == '.' && p[1] == '.') return false;
+  }
   for (const char* p = begin; p < end; ++p) {
     char c = *p;
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')) return false;
@@ -90,7 +99,8 @@ bool normalize_url(const char* in, char* out, size_t size, const char** why) {
     const char* slash = std::strchr(bucket, '/');
     const char* bucket_end = slash != nullptr ? slash : bucket + std::strlen(bucket);
     if (!valid_bucket(bucket, bucket_end)) {
-      *why = "the bucket name must be letters, digits, '.', '-' or '_'";
+      *why = "the bucket name must be letters, digits, '.', '-' or '_', begin and end with a letter or digit, "
+             "and have no '..'";
       return false;
     }
     const char* prefix = slash != nullptr ? slash : bucket_end;
@@ -198,12 +208,32 @@ uint64_t fnv1a64(const char* data, size_t length) {
   return h;
 }
 
-bool parse_size(const char* text, uint64_t* out) {
+// The length of the number at the start of `text`: digits with at most one
+// '.' among them ("12", "1.5"); 0 if there is none. (strtod alone would also
+// take "0x10", "1e3" and "infinity".) Its value goes to *value.
+static size_t plain_number(const char* text, double* value) {
+  size_t n = 0;
+  while (std::isdigit(static_cast<unsigned char>(text[n]))) ++n;
+  if (n == 0) return 0;
+  if (text[n] == '.') {
+    if (!std::isdigit(static_cast<unsigned char>(text[n + 1]))) return 0;
+    ++n;
+    while (std::isdigit(static_cast<unsigned char>(text[n]))) ++n;
+  }
+  char digits[64];
+  if (n >= sizeof digits) return 0;
+  std::memcpy(digits, text, n);
+  digits[n] = '\0';
   errno = 0;
-  char* end = nullptr;
-  if (!std::isdigit(static_cast<unsigned char>(text[0]))) return false;
-  double value = std::strtod(text, &end);
-  if (errno != 0 || end == text || !(value >= 0)) return false;
+  *value = std::strtod(digits, nullptr);
+  return errno == 0 ? n : 0;
+}
+
+bool parse_size(const char* text, uint64_t* out) {
+  double value = 0;
+  const size_t length = plain_number(text, &value);
+  if (length == 0 || !(value >= 0)) return false;
+  const char* end = text + length;
   uint64_t unit = 1;
   switch (std::toupper(static_cast<unsigned char>(*end))) {
     case '\0': break;
@@ -230,11 +260,10 @@ bool parse_duration(const char* text, int64_t* out_ns) {
     *out_ns = INT64_MAX;
     return true;
   }
-  errno = 0;
-  char* end = nullptr;
-  if (!std::isdigit(static_cast<unsigned char>(text[0]))) return false;
-  double value = std::strtod(text, &end);
-  if (errno != 0 || end == text || !(value >= 0)) return false;
+  double value = 0;
+  const size_t length = plain_number(text, &value);
+  if (length == 0 || !(value >= 0)) return false;
+  const char* end = text + length;
   double scale;
   if (std::strcmp(end, "ms") == 0) {
     scale = 1e6;

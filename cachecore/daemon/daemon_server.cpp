@@ -241,7 +241,9 @@ void Server::dispatch(Connection& c, const ipc::MessageHeader& header, const cha
   }
   switch (type) {
     case ipc::MessageType::ensure_listed: return cache_->ensure_listed(request.mount_id, path, priority, reply);
-    case ipc::MessageType::fetch_object: return cache_->fetch_object(request.mount_id, path, priority, reply);
+    case ipc::MessageType::fetch_object:
+      if ((request.flags & ipc::kFlagRepair) != 0) return cache_->refetch_damaged(request.mount_id, path, priority, reply);
+      return cache_->fetch_object(request.mount_id, path, priority, reply);
     case ipc::MessageType::fetch_range:
       return cache_->fetch_range(request.mount_id, path, request.offset, request.length,
                                  (request.flags & ipc::kFlagSequential) != 0, priority, reply);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/disk_space.h"
 #include "common/log.h"
 
 namespace dscache {
@@ -16,6 +17,7 @@ namespace {
 constexpr uint64_t kNoSlot = ~uint64_t{0};
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kMinDirectory = 4096;  // entries of the smallest directory
+constexpr uint64_t kBackChunk = 1ull << 20;  // slots and arena are allocated 1 MiB at a time
 
 uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
 
@@ -52,12 +54,19 @@ Status create_index(const std::string& path, uint64_t capacity, uint64_t block_s
   std::string tmp = path + ".new." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Status::error(errno, tmp + ": cannot create the index: " + errno_name(errno));
-  // Sparse: pages are allocated only as they are used.
+  // Sparse: pages are allocated as each region grows (IndexWriter::back_locked);
+  // the header and the counters (which the shim writes too) at once.
   if (::ftruncate(fd, static_cast<off_t>(file_size)) != 0) {
     int err = errno;
     ::close(fd);
     ::unlink(tmp.c_str());
     return Status::error(err, tmp + ": cannot size the index: " + errno_name(err));
+  }
+  if (int err = ::posix_fallocate(fd, 0, static_cast<off_t>(slots_offset)); err != 0) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    if (is_no_space(err)) return Status::error(err, no_space_message(path, err) + ": cannot create the index " + path);
+    return Status::error(err, tmp + ": cannot allocate the index: " + errno_name(err));
   }
   IndexHeader header{};
   header.magic = kIndexMagic;
@@ -83,7 +92,8 @@ Status create_index(const std::string& path, uint64_t capacity, uint64_t block_s
   if (n != static_cast<ssize_t>(sizeof header) || ::fsync(fd) != 0) {
     ::close(fd);
     ::unlink(tmp.c_str());
-    return Status::error(n < 0 ? err : EIO, tmp + ": cannot write the index header");
+    if (n >= 0 || !is_no_space(err)) return Status::error(n < 0 ? err : EIO, tmp + ": cannot write the index header");
+    return Status::error(err, no_space_message(path, err) + ": cannot create the index " + path);
   }
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -133,8 +143,50 @@ Result<std::unique_ptr<IndexWriter>> IndexWriter::open(const std::string& path, 
                 path.c_str(), static_cast<unsigned long long>(writer->reader_.slot_capacity()));
   }
   std::lock_guard lock(writer->mutex_);
-  writer->rebuild_directory_locked(0);
+  // What is in use is allocated already, unless an older version made the
+  // file; what grows is allocated before it is touched.
+  const IndexHeader& h = writer->header();
+  if (Status s = writer->back_locked(0, h.slots_offset, "header"); !s.ok()) return s;
+  if (Status s = writer->back_slots_locked(h.slots_used.load()); !s.ok()) return s;
+  writer->arena_backed_ = h.arena_offset;
+  if (uint64_t used = round_up(h.arena_used.load(), kPage); used > 0) {
+    if (Status s = writer->back_locked(h.arena_offset, used, "block maps"); !s.ok()) return s;
+    writer->arena_backed_ = h.arena_offset + used;
+  }
+  if (Status s = writer->rebuild_directory_locked(0); !s.ok()) return s;
   return writer;
+}
+
+Status IndexWriter::back_locked(uint64_t offset, uint64_t length, const char* what) {
+  if (length == 0) return {};
+  int err;
+  do {
+    err = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(length));
+  } while (err == EINTR);
+  if (err == 0) return {};
+  if (is_no_space(err)) {
+    return Status::error(err, no_space_message(path_, err) + ": the index " + path_ + " cannot grow its " + what);
+  }
+  return Status::error(err, path_ + ": cannot allocate the index's " + what + ": " + errno_name(err));
+}
+
+Status IndexWriter::back_slots_locked(uint64_t count) {
+  const IndexHeader& h = header();
+  if (slots_backed_ == 0) slots_backed_ = h.slots_offset;
+  const uint64_t need = h.slots_offset + count * sizeof(IndexSlot);
+  if (need <= slots_backed_) return {};
+  const uint64_t region_end = round_up(h.slots_offset + h.slot_capacity * sizeof(IndexSlot), kPage);
+  const uint64_t end = std::min(region_end, std::max(round_up(need, kPage), slots_backed_ + kBackChunk));
+  if (Status s = back_locked(slots_backed_, end - slots_backed_, "slots"); !s.ok()) {
+    // Less than a chunk may still fit: enough for these slots.
+    if (round_up(need, kPage) >= end || !back_locked(slots_backed_, round_up(need, kPage) - slots_backed_, "slots").ok()) {
+      return s;
+    }
+    slots_backed_ = round_up(need, kPage);
+    return {};
+  }
+  slots_backed_ = end;
+  return {};
 }
 
 IndexWriter::~IndexWriter() {
@@ -153,7 +205,7 @@ uint64_t* IndexWriter::directory(uint64_t region) const {
 
 int64_t IndexWriter::now_access_stamp() const { return now_ns() / 1'000'000'000; }
 
-void IndexWriter::rebuild_directory_locked(uint64_t extra) {
+Status IndexWriter::rebuild_directory_locked(uint64_t extra) {
   // Builds the directory afresh in the region not in use, sized for a quarter
   // load, publishes it, then gives the old region's pages back. Also rebuilds
   // the free-slot list. Removed entries vanish on the way.
@@ -175,10 +227,38 @@ void IndexWriter::rebuild_directory_locked(uint64_t extra) {
   const uint64_t region = old_region ^ 1;
   const uint64_t bytes = h.directory_capacity * 8;
   // Punching the hole both zeroes the region and frees its pages.
-  if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(h.directory_offset[region]),
-                  static_cast<off_t>(bytes)) != 0) {
-    std::memset(directory(region), 0, entries * 8);
+  const bool punched = ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                   static_cast<off_t>(h.directory_offset[region]), static_cast<off_t>(bytes)) == 0;
+  if (Status backed = back_locked(h.directory_offset[region], entries * 8, "directory"); !backed.ok()) {
+    // No room for the other region: rebuilt where it is, if the entries fit
+    // there at half load (its pages were allocated when it was built; readers
+    // see the sequence odd meanwhile, and retry or ask the daemon). A daemon
+    // restarted on a full file system starts this way.
+    const uint64_t current = h.directory_mask.load() + 1;
+    if ((live + extra) * 2 > current ||
+        !back_locked(h.directory_offset[old_region], current * 8, "directory").ok()) {
+      return backed;
+    }
+    const uint64_t seq = h.directory_seq.load();
+    h.directory_seq.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    uint64_t* dir = directory(old_region);
+    std::memset(dir, 0, current * 8);
+    const uint64_t mask = current - 1;
+    for (uint64_t i = 0; i < used; ++i) {
+      SlotSnapshot s;
+      IndexReader::read_slot(slots()[i], s);
+      if (s.kind() != SlotKind::file && s.kind() != SlotKind::directory) continue;
+      uint64_t at = s.key.lo & mask;
+      while (dir[at] != kDirectoryEmpty) at = (at + 1) & mask;
+      __atomic_store_n(&dir[at], directory_entry(s.key, i), __ATOMIC_RELAXED);
+    }
+    h.directory_used.store(live, std::memory_order_relaxed);
+    h.directory_seq.store(seq + 2, std::memory_order_release);
+    h.live_entries.store(live);
+    return {};
   }
+  if (!punched) std::memset(directory(region), 0, entries * 8);
   uint64_t* dir = directory(region);
   const uint64_t mask = entries - 1;
   for (uint64_t i = 0; i < used; ++i) {
@@ -200,6 +280,7 @@ void IndexWriter::rebuild_directory_locked(uint64_t extra) {
   // Readers still probing the old region see the sequence change and retry.
   ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(h.directory_offset[old_region]),
               static_cast<off_t>(bytes));
+  return {};
 }
 
 IndexWriter::Recovery IndexWriter::recover(const char* boot_id) {
@@ -250,8 +331,9 @@ IndexWriter::Recovery IndexWriter::recover(const char* boot_id) {
       write_locked(i, s);
     }
   }
-  // The directory follows the slots: rebuilt from them after any crash.
-  rebuild_directory_locked(0);
+  // The directory follows the slots: rebuilt from them after any crash (in
+  // place if the file system has no room for the other region).
+  if (Status s = rebuild_directory_locked(0); !s.ok()) DSCACHE_LOG(error, "%s", s.message().c_str());
   std::memset(h.boot_id, 0, sizeof h.boot_id);
   std::strncpy(h.boot_id, boot_id, sizeof h.boot_id - 1);
   h.clean.store(0);
@@ -307,25 +389,27 @@ Result<uint64_t> IndexWriter::upsert(const SlotSnapshot& value) {
     return at;
   }
   IndexHeader& h = mutable_header();
+  // Room first (nothing is written when the file system has none): a
+  // directory over half full is rebuilt twice as big, with room for this one.
+  if ((h.directory_used.load() + 1) * 2 > h.directory_mask.load() + 1) {
+    if (Status s = rebuild_directory_locked(1); !s.ok()) return s;
+  }
   uint64_t index;
   if (!free_slots_.empty()) {
     index = free_slots_.back();
-    free_slots_.pop_back();
   } else if (h.slots_used.load() < slot_capacity()) {
     index = h.slots_used.load();
+    if (Status s = back_slots_locked(index + 1); !s.ok()) return s;
   } else {
     return Status::error(ENOSPC, path_ + ": the index is full (" + std::to_string(slot_capacity()) +
                                      " entries): raise DSCACHE_INDEX_ENTRIES, then dscache clear");
   }
+  if (!free_slots_.empty()) free_slots_.pop_back();
   // The slot first, then the directory entry that finds it.
   write_locked(index, value);
   slots()[index].last_access.store(static_cast<uint32_t>(now_access_stamp() - h.epoch_s), std::memory_order_relaxed);
   if (index == h.slots_used.load()) h.slots_used.fetch_add(1);
   h.live_entries.fetch_add(1);
-  if ((h.directory_used.load() + 1) * 2 > h.directory_mask.load() + 1) {
-    rebuild_directory_locked(1);  // over half full: twice as big, and the new slot is in it
-    return index;
-  }
   uint64_t* dir = directory(h.directory_region.load());
   const uint64_t mask = h.directory_mask.load();
   uint64_t i = value.key.lo & mask;
@@ -364,7 +448,8 @@ BlockRecord* IndexWriter::block_record(uint64_t offset) {
   return const_cast<BlockRecord*>(reader_.block_record(offset));
 }
 
-uint64_t IndexWriter::allocate_blocks(uint32_t blocks, uint64_t block_size, const std::string& etag, uint64_t reuse) {
+uint64_t IndexWriter::allocate_blocks(uint32_t blocks, uint64_t block_size, const std::string& etag, uint64_t reuse,
+                                      Status* why) {
   std::lock_guard lock(mutex_);
   IndexHeader& h = mutable_header();
   BlockRecord* record = reuse != 0 ? block_record(reuse) : nullptr;
@@ -372,7 +457,20 @@ uint64_t IndexWriter::allocate_blocks(uint32_t blocks, uint64_t block_size, cons
   if (record == nullptr || record->block_capacity < blocks) {
     uint64_t bytes = BlockRecord::bytes_for(blocks);
     uint64_t used = h.arena_used.load();
-    if (used + bytes > h.arena_size) return 0;
+    if (used + bytes > h.arena_size) {
+      if (why != nullptr) *why = Status::error(ENOSPC, "the index has no room for another large file's block map");
+      return 0;
+    }
+    if (arena_backed_ < h.arena_offset) arena_backed_ = h.arena_offset;
+    if (const uint64_t need = h.arena_offset + used + bytes; need > arena_backed_) {
+      const uint64_t end = std::min(h.arena_offset + h.arena_size, round_up(need, kBackChunk));
+      Status s = back_locked(arena_backed_, end - arena_backed_, "block maps");
+      if (!s.ok()) {
+        if (why != nullptr) *why = s;
+        return 0;
+      }
+      arena_backed_ = end;
+    }
     h.arena_used.store(used + bytes);
     offset = h.arena_offset + used;
     record = reinterpret_cast<BlockRecord*>(const_cast<char*>(reinterpret_cast<const char*>(&h)) + offset);

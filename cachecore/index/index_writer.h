@@ -56,7 +56,8 @@ class IndexWriter {
   }
 
   // Inserts or replaces the slot for value.key; returns its index (stable for
-  // the entry's life). ENOSPC when DSCACHE_INDEX_ENTRIES entries exist.
+  // the entry's life). ENOSPC when DSCACHE_INDEX_ENTRIES entries exist, or
+  // when the file system has no room for the index to grow (nothing written).
   Result<uint64_t> upsert(const SlotSnapshot& value);
   // Rewrites an existing slot (its key must match).
   void write(uint64_t slot_index, const SlotSnapshot& value);
@@ -65,8 +66,10 @@ class IndexWriter {
   void remove(uint64_t slot_index);
 
   // A BlockRecord for `blocks` blocks: `reuse` (an offset, or 0) if it has
-  // room, else a new one. The bitmap is cleared. 0 when the arena is full.
-  uint64_t allocate_blocks(uint32_t blocks, uint64_t block_size, const std::string& etag, uint64_t reuse);
+  // room, else a new one. The bitmap is cleared. 0 when the arena is full or
+  // the file system has no room for it to grow (then `why` says which).
+  uint64_t allocate_blocks(uint32_t blocks, uint64_t block_size, const std::string& etag, uint64_t reuse,
+                           Status* why = nullptr);
   BlockRecord* block_record(uint64_t offset);
 
   // Visits every file and directory slot.
@@ -78,7 +81,14 @@ class IndexWriter {
  private:
   explicit IndexWriter(std::string path) : path_(std::move(path)) {}
   void write_locked(uint64_t slot_index, const SlotSnapshot& value);
-  void rebuild_directory_locked(uint64_t extra);
+  // Fails (ENOSPC) only when neither region can hold the entries.
+  Status rebuild_directory_locked(uint64_t extra);
+  // The file is sparse, and a page of a shared mapping first touched on a
+  // full file system kills the process with SIGBUS: every page is allocated
+  // (posix_fallocate) before it is first written, region by region, as each
+  // grows (slots, arena: in chunks; a directory region: whole, when built).
+  Status back_locked(uint64_t offset, uint64_t length, const char* what);
+  Status back_slots_locked(uint64_t count);
   IndexSlot* slots() const;
   uint64_t* directory(uint64_t region) const;
 
@@ -86,6 +96,8 @@ class IndexWriter {
   IndexReader reader_;
   int fd_ = -1;
   std::vector<uint64_t> free_slots_;  // removed slots, reused before the array grows
+  uint64_t slots_backed_ = 0;         // file offsets below these are allocated
+  uint64_t arena_backed_ = 0;
   mutable std::mutex mutex_;
 };
 

@@ -43,7 +43,8 @@ static_assert(sizeof(MessageHeader) == 16);
 
 inline constexpr uint32_t kFlagSequential = 1;  // fetch_range: the reader is streaming: read ahead
 inline constexpr uint32_t kFlagBackground = 2;  // warmup traffic: behind demand requests
-inline constexpr uint32_t kFlagRepair = 4;      // verify: make what is bad absent (fetched again on use)
+inline constexpr uint32_t kFlagRepair = 4;      // verify: make what is bad absent (fetched again on use);
+                                                // fetch_object: the reader found the complete file damaged
 
 struct RequestBody {
   uint64_t mount_id;

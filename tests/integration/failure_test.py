@@ -198,9 +198,105 @@ def test_a_missing_bucket_is_named():
     assert len(lines) == 1 and "no-such-bucket-x" in lines[0] and "does not exist" in lines[0], r.stderr
 
 
+def s3_client():
+    import boto3
+    from botocore.config import Config
+    return boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], config=Config(s3={"addressing_style": "path"}))
+
+
+def object_bytes(key):
+    return s3_client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+
+def test_a_prefix_that_becomes_an_object():
+    # Item 7: flip/x/ was a directory; now flip/x is an object. After the TTL
+    # the listing shows the file, and siblings still read (before: "Is a
+    # directory" for the parent and every sibling, for good).
+    s3 = s3_client()
+    prefix = "flip-%d" % os.getpid()
+    s3.put_object(Bucket=BUCKET, Key=prefix + "/x/y", Body=b"inner")
+    s3.put_object(Bucket=BUCKET, Key=prefix + "/z", Body=b"sibling")
+    cache = fresh("flip")
+    try:
+        rc, out, err, _ = py(cache, "import os; print(sorted(os.listdir('/data/s/%s/x')))" % prefix,
+                             DSCACHE_META_TTL="1s")
+        assert "['y']" in out, (out, err)
+        s3.delete_object(Bucket=BUCKET, Key=prefix + "/x/y")
+        s3.put_object(Bucket=BUCKET, Key=prefix + "/x", Body=b"now a file")
+        time.sleep(1.5)
+        code = """
+            import os
+            print(sorted(os.listdir('/data/s/P')), os.path.isfile('/data/s/P/x'))
+            print(open('/data/s/P/x', 'rb').read(), open('/data/s/P/z', 'rb').read())
+        """.replace("P", prefix)
+        rc, out, err, _ = py(cache, code, DSCACHE_META_TTL="1s")
+        assert rc == 0 and "['x', 'z'] True" in out and "b'now a file' b'sibling'" in out, (out, err)
+    finally:
+        stop(cache)
+        for k in ("/x", "/z", "/x/y"):
+            s3.delete_object(Bucket=BUCKET, Key=prefix + k)
+
+
+def test_a_cached_file_damaged_behind_the_daemons_back():
+    # Item 8: a complete file deleted or truncated in the mirror (by hand, a
+    # cleaner): read again, it is fetched again, never served short or as
+    # missing; fsck counts the index as well as the mirror.
+    cache = fresh("damaged")
+    names = ["small/obj-%04d.bin" % i for i in (20, 21, 22)]
+    rc, out, err, _ = py(cache, "for n in %r: open('/data/s/' + n, 'rb').read()" % names)
+    assert rc == 0, err
+    mount_dir = [d for d in os.listdir(os.path.join(cache, "mirror"))][0]
+    mirror = lambda n: os.path.join(cache, "mirror", mount_dir, n)
+    os.unlink(mirror(names[0]))
+    with open(mirror(names[1]), "r+b") as f:
+        f.truncate(100)
+    code = """
+        import hashlib
+        for n in %r[:2]:
+            print(n, hashlib.md5(open('/data/s/' + n, 'rb').read()).hexdigest())
+    """ % names
+    rc, out, err, _ = py(cache, code)
+    import hashlib
+    for n in names[:2]:
+        assert "%s %s" % (n, hashlib.md5(object_bytes(n)).hexdigest()) in out, (out, err)
+    os.unlink(mirror(names[2]))
+    e = dict(os.environ, DSCACHE_CACHE_DIR=cache, DSCACHE_MOUNTS="/data/s=s3://%s/" % BUCKET)
+    r = subprocess.run([DSCACHE, "fsck"], env=e, capture_output=True, text=True, timeout=300)
+    assert "missing from the mirror: 1" in r.stdout + r.stderr, (r.returncode, r.stdout, r.stderr)
+    r = subprocess.run([DSCACHE, "fsck", "--repair"], env=e, capture_output=True, text=True, timeout=300)
+    rc, out, err, _ = py(cache, "import hashlib; print(hashlib.md5(open('/data/s/%s', 'rb').read()).hexdigest())"
+                         % names[2])
+    stop(cache)
+    assert hashlib.md5(object_bytes(names[2])).hexdigest() in out, (out, err)
+
+
+def test_malformed_sizes_and_buckets_are_refused():
+    # Item 9: "0x10" was 16 bytes and the bucket ".." was accepted.
+    for extra in ({"DSCACHE_CACHE_SIZE": "0x10"}, {"DSCACHE_MOUNTS": "/data/s=s3://../x"},
+                  {"DSCACHE_BLOCK_SIZE": "1e6"}):
+        e = dict(os.environ, DSCACHE_CACHE_DIR=os.path.join(WORK, "malformed"), **extra)
+        r = subprocess.run([DSCACHE, "status"], env=e, capture_output=True, text=True, timeout=60)
+        name = list(extra)[0]
+        assert r.returncode != 0 and name in r.stderr and len(r.stderr.strip().splitlines()) == 1, (extra, r.stderr)
+
+
+def test_changed_mounts_say_how_to_restart():
+    # Item 9: a daemon started with other mounts; the program's own mount is
+    # not configured there: the error says what to do (before: "No such device").
+    cache = fresh("changed")
+    rc, out, err, _ = py(cache, "import os; os.listdir('/data/s')")
+    assert rc == 0, err
+    r = subprocess.run(["ls", "/data/t"], env=env(cache, DSCACHE_MOUNTS="/data/t=s3://%s/small/" % BUCKET),
+                       capture_output=True, text=True, timeout=60)
+    stop(cache)
+    assert r.returncode != 0 and "dscache daemon --stop" in r.stderr, r.stderr
+
+
 TESTS = [test_an_unreachable_store_is_an_error_not_an_empty_dataset, test_a_listing_made_before_serves_during_an_outage,
          test_a_blackholed_store_fails_within_the_bound, test_a_stopped_daemon_fails_requests_within_the_bound,
-         test_a_missing_bucket_is_named]
+         test_a_missing_bucket_is_named, test_a_prefix_that_becomes_an_object,
+         test_a_cached_file_damaged_behind_the_daemons_back, test_malformed_sizes_and_buckets_are_refused,
+         test_changed_mounts_say_how_to_restart]
 
 
 def main():

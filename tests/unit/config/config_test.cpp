@@ -84,6 +84,10 @@ TEST_CASE("malformed values are one error naming the variable and the expected f
                  Case{"DSCACHE_MOUNTS", "/data=http://b", "expected s3://bucket"},
                  Case{"DSCACHE_MOUNTS", "/data=s3://", "bucket name"},
                  Case{"DSCACHE_MOUNTS", "/data=s3://bad bucket/x", "bucket name"},
+                 Case{"DSCACHE_MOUNTS", "/data=s3://../x", "bucket name"},
+                 Case{"DSCACHE_MOUNTS", "/data=s3://a..b", "bucket name"},
+                 Case{"DSCACHE_MOUNTS", "/data=s3://-ab", "bucket name"},
+                 Case{"DSCACHE_CACHE_SIZE", "0x10", "DSCACHE_CACHE_SIZE"},
                  Case{"DSCACHE_MOUNTS", "/data=file://relative", "file:///absolute"},
                  Case{"DSCACHE_MOUNTS", "/data=s3://a;/data/x=s3://b", "nested"},
                  Case{"DSCACHE_MOUNTS", "/data=s3://a;/other=s3://a/", "mounted twice"},
@@ -129,6 +133,7 @@ TEST_CASE("DSCACHE_KERNEL_GUARD: auto by default, on and off in any case") {
 
 TEST_CASE("sizes and durations") {
   uint64_t v = 0;
+  int64_t ns_unused = 0;
   CHECK((parse_size("4096", &v) && v == 4096));
   CHECK((parse_size("64K", &v) && v == 65536));
   CHECK((parse_size("4MiB", &v) && v == 4u << 20));
@@ -140,6 +145,13 @@ TEST_CASE("sizes and durations") {
   CHECK_FALSE(parse_size("1.3", &v));
   CHECK_FALSE(parse_size("5X", &v));
   CHECK_FALSE(parse_size("1e30", &v));
+  // Only the documented forms (issue 11: "0x10" was 16 bytes).
+  CHECK_FALSE(parse_size("0x10", &v));
+  CHECK_FALSE(parse_size("1e3", &v));
+  CHECK_FALSE(parse_size("1.", &v));
+  CHECK_FALSE(parse_size("infinity", &v));
+  CHECK_FALSE(parse_duration("0x10s", &ns_unused));
+  CHECK_FALSE(parse_duration("1e3s", &ns_unused));
   int64_t ns = 0;
   CHECK((parse_duration("30s", &ns) && ns == int64_t{30} * 1'000'000'000));
   CHECK((parse_duration("1500ms", &ns) && ns == int64_t{1500} * 1'000'000));

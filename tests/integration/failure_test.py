@@ -292,11 +292,86 @@ def test_changed_mounts_say_how_to_restart():
     assert r.returncode != 0 and "dscache daemon --stop" in r.stderr, r.stderr
 
 
+STORM_EPOCH = r"""
+import hashlib, json, os, sys, torch
+from torch.utils.data import DataLoader, Dataset
+
+class Files(Dataset):
+    def __init__(self, names):
+        self.names = names
+    def __len__(self):
+        return len(self.names)
+    def __getitem__(self, i):
+        try:
+            with open('/data/s/' + self.names[i], 'rb') as f:
+                return self.names[i], hashlib.md5(f.read()).hexdigest()
+        except OSError as e:
+            return self.names[i], 'error ' + str(e.errno)
+
+names = json.loads(sys.argv[1])
+out = {}
+for batch in DataLoader(Files(names), batch_size=8, num_workers=4, collate_fn=lambda b: b):
+    out.update(batch)
+print(json.dumps(out))
+"""
+
+
+def test_a_fault_storm():
+    # 30% of the store's answers are faults (503, reset, stall, truncated
+    # body) through a whole warmup and a DataLoader epoch: every file ends
+    # byte-exact or the reader gets an error; nothing hangs past the bound;
+    # never wrong bytes.
+    from store_proxy import FaultProxy
+    import hashlib
+    import json
+    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"], rate=0.3, stall=4.0)
+    bounds = dict(AWS_ENDPOINT_URL=proxy.url, DSCACHE_STALL_TIMEOUT="1s", DSCACHE_REQUEST_TIMEOUT="30s",
+                  DSCACHE_WHOLE_FILE_MAX="4M", DSCACHE_BLOCK_SIZE="1M")
+    small = ["small/obj-%04d.bin" % i for i in range(300)]
+    truth = {n: hashlib.md5(object_bytes(n)).hexdigest() for n in small + ["medium/24m.bin"]}
+    start = time.time()
+    try:
+        warm_cache = fresh("storm-warm")
+        e = env(warm_cache, **bounds)
+        e.pop("LD_PRELOAD")
+        w = subprocess.run([DSCACHE, "warmup", "--concurrency", "16", "/data/s/small", "/data/s/medium"], env=e,
+                           capture_output=True, text=True, timeout=600)
+        warm_took = time.time() - start
+        code = "import hashlib, json, sys\nout = {}\nfor n in json.loads(sys.argv[1]):\n" \
+               "    try:\n        out[n] = hashlib.md5(open('/data/s/' + n, 'rb').read()).hexdigest()\n" \
+               "    except OSError as e:\n        out[n] = 'error %d' % e.errno\nprint(json.dumps(out))\n"
+        r = subprocess.run([PY, "-c", code, json.dumps(list(truth))], env=env(warm_cache, **bounds),
+                           capture_output=True, text=True, timeout=600)
+        after_warmup = json.loads(r.stdout)
+        stop(warm_cache)
+        epoch_cache = fresh("storm-epoch")
+        epoch_start = time.time()
+        r = subprocess.run([PY, "-c", STORM_EPOCH, json.dumps(small)], env=env(epoch_cache, **bounds),
+                           capture_output=True, text=True, timeout=600)
+        epoch_took = time.time() - epoch_start
+        assert r.returncode == 0, r.stderr[-3000:]
+        epoch = json.loads(r.stdout.strip().splitlines()[-1])
+        stop(epoch_cache)
+    finally:
+        proxy.stop()
+    for name, got in list(after_warmup.items()) + list(epoch.items()):
+        assert got == truth[name] or got.startswith("error"), "WRONG BYTES: %s" % name
+    errors = sum(1 for got in list(after_warmup.values()) + list(epoch.values()) if got.startswith("error"))
+    c = proxy.counts
+    print("  storm: %d requests, %d faults (503 %d, reset %d, stall %d, truncated %d); warmup %.1f s (rc %d), "
+          "epoch of %d files with 4 workers %.1f s; %d reads failed cleanly, 0 wrong bytes"
+          % (c["requests"], sum(c[k] for k in FaultProxy.KINDS), c["503"], c["reset"], c["stall"], c["truncated"],
+             warm_took, w.returncode, len(epoch), epoch_took, errors))
+    assert sum(c[k] for k in FaultProxy.KINDS) > 50, c  # the storm happened
+    assert errors <= len(truth) // 10, "%d of %d reads failed: retries do not carry through a 30%% storm" % (
+        errors, len(truth) + len(epoch))
+
+
 TESTS = [test_an_unreachable_store_is_an_error_not_an_empty_dataset, test_a_listing_made_before_serves_during_an_outage,
          test_a_blackholed_store_fails_within_the_bound, test_a_stopped_daemon_fails_requests_within_the_bound,
          test_a_missing_bucket_is_named, test_a_prefix_that_becomes_an_object,
          test_a_cached_file_damaged_behind_the_daemons_back, test_malformed_sizes_and_buckets_are_refused,
-         test_changed_mounts_say_how_to_restart]
+         test_changed_mounts_say_how_to_restart, test_a_fault_storm]
 
 
 def main():

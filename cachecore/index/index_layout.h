@@ -22,7 +22,9 @@
 // notice through a sequence number and retry). Each lookup confirms the full
 // 128-bit key in the slot, so no directory state can make a wrong match.
 //
-// The file is sparse: pages are touched only as they are used.
+// The file is sparse; the daemon allocates each region's pages before it
+// first writes them (IndexWriter::back_locked): a page of a shared mapping
+// first touched on a full file system is SIGBUS, not ENOSPC.
 #pragma once
 
 #include <atomic>

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -135,26 +136,65 @@ int try_connect(const char* path) {
   return fd;
 }
 
-// The last line of the daemon's log, for "cannot start" messages.
-void last_log_line(const Config& config, char* out, size_t size) {
+// The size of the daemon's log before a daemon is started: what that daemon
+// writes comes after it (-1 if there is no log yet).
+off_t log_size(const Config& config) {
+  char path[kMaxPathLength + 32];
+  std::snprintf(path, sizeof path, "%s/daemon.log", config.cache_dir);
+  struct stat st {};
+  return ::stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+// What the daemon started after the log had `start` bytes wrote there (its
+// last lines, "; "-joined), for "cannot start" messages: never an older
+// daemon's line. If it wrote nothing, says so, and whether the file system is
+// full (a daemon that cannot write its log cannot explain itself).
+void log_since(const Config& config, off_t start, char* out, size_t size) {
   out[0] = '\0';
   char path[kMaxPathLength + 32];
   std::snprintf(path, sizeof path, "%s/daemon.log", config.cache_dir);
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
   char buf[2048];
-  off_t end = ::lseek(fd, 0, SEEK_END);
-  off_t start = end > static_cast<off_t>(sizeof buf - 1) ? end - static_cast<off_t>(sizeof buf - 1) : 0;
-  ssize_t n = ::pread(fd, buf, sizeof buf - 1, start);
-  ::close(fd);
-  if (n <= 0) return;
+  ssize_t n = 0;
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    if (start < 0) start = 0;
+    off_t end = ::lseek(fd, 0, SEEK_END);
+    off_t from = end - start > static_cast<off_t>(sizeof buf - 1) ? end - static_cast<off_t>(sizeof buf - 1) : start;
+    n = end > start ? ::pread(fd, buf, sizeof buf - 1, from) : 0;
+    ::close(fd);
+  }
+  if (n < 0) n = 0;
   buf[n] = '\0';
-  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
-  const char* line = std::strrchr(buf, '\n');
-  line = line != nullptr ? line + 1 : buf;
-  size_t copy = std::strlen(line) < size - 1 ? std::strlen(line) : size - 1;
-  std::memcpy(out, line, copy);
-  out[copy] = '\0';
+  // The last three lines, oldest first.
+  const char* lines[3] = {nullptr, nullptr, nullptr};
+  int count = 0;
+  for (char* line = buf; *line != '\0';) {
+    char* newline = std::strchr(line, '\n');
+    if (newline != nullptr) *newline = '\0';
+    if (*line != '\0') {
+      if (count == 3) {
+        lines[0] = lines[1];
+        lines[1] = lines[2];
+        count = 2;
+      }
+      lines[count++] = line;
+    }
+    if (newline == nullptr) break;
+    line = newline + 1;
+  }
+  if (count == 0) {
+    struct statvfs fs {};
+    const bool full = ::statvfs(config.cache_dir, &fs) == 0 && ((fs.f_blocks > 0 && fs.f_bavail == 0) ||
+                                                                 (fs.f_files > 0 && fs.f_favail == 0));
+    std::snprintf(out, size, "it wrote nothing to its log%s", full ? " (the file system of the cache is full: no space left on it)" : "");
+    return;
+  }
+  size_t used = 0;
+  for (int i = 0; i < count && used + 1 < size; ++i) {
+    int w = std::snprintf(out + used, size - used, "%s%s", i > 0 ? "; " : "", lines[i]);
+    if (w < 0) break;
+    used += static_cast<size_t>(w);
+  }
 }
 
 // fork, setsid, fork, exec: the daemon belongs to no process group of the
@@ -336,6 +376,7 @@ int connect_daemon(Connection& conn, const Config& config, const char* daemon_bi
   }
   // The cache directory must exist, safely, for the daemon's log.
   if (rc != 0 && (rc = check_cache_dir(config, true, error, error_size)) != 0) return rc;
+  const off_t log_start = log_size(config);
   const int pid = spawn_daemon(config, daemon_binary);
   if (pid < 0) {
     std::snprintf(error, error_size, "cannot start the dscache daemon %s (DSCACHE_BIN): %s", daemon_binary,
@@ -363,7 +404,7 @@ int connect_daemon(Connection& conn, const Config& config, const char* daemon_bi
     ::nanosleep(&ts, nullptr);
   }
   char last[512];
-  last_log_line(config, last, sizeof last);
+  log_since(config, log_start, last, sizeof last);
   std::snprintf(error, error_size, "the dscache daemon %s%s%s (log: %s/daemon.log)",
                 exited ? "exited at start" : "did not start in time", last[0] != '\0' ? ": " : "", last,
                 config.cache_dir);

@@ -6,8 +6,8 @@
 # targets. Prints one line per target; exits 1 if any target crashed, leaked,
 # hung or ran out of memory (the input is in build-fuzz/crashes/, the log in
 # build-fuzz/logs/). New inputs go to build-fuzz/corpus/TARGET/; --merge adds
-# those that reach new code to tests/fuzz/corpus/TARGET/ at the end (libFuzzer
-# -merge=1: a few files, not every input tried).
+# those that reach new edges to tests/fuzz/corpus/TARGET/ at the end (libFuzzer
+# -merge=1 on edges only, -use_counters=0: tens of small files, not hundreds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,7 +70,7 @@ fuzz_one() {
       "${what:-exit status $rc}" "${artifact:-no input saved}" "$log" >"$dir/logs/$t.result"
   fi
   if [ "$merge" = 1 ] && [ "$rc" -eq 0 ]; then
-    "$bin" -merge=1 -max_len=16384 "$seeds" "$work" >"$dir/logs/$t.merge.log" 2>&1 ||
+    "$bin" -merge=1 -use_counters=0 -max_len=16384 "$seeds" "$work" >"$dir/logs/$t.merge.log" 2>&1 ||
       echo "fuzz.sh: merging $t's corpus failed (log: $dir/logs/$t.merge.log)" >&2
   fi
 }

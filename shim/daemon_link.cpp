@@ -145,7 +145,7 @@ int dir_listing(int mount, const char* dir, size_t dir_length) {
 }
 
 // Whether this thread's last ask_daemon failed to reach a daemon at all.
-thread_local bool t_unreachable = false;
+thread_local bool t_unreachable __attribute__((tls_model("initial-exec"))) = false;
 
 // Once per cause: the hashes of the causes logged lately (a lossy set). The
 // cause is the errno and the message's last part ("...: Couldn't connect to

@@ -368,22 +368,20 @@ bool parse_config(Config& out, const char* (*lookup)(const char* name), char* er
       return fail(error, error_size, d.name, text, "expected a duration such as 30s, 10m, 24h, 7d, 0 or inf");
     }
   }
-  if (const char* text = lookup("DSCACHE_AUTO_WARM"); text != nullptr && text[0] != '\0') {
+  struct SwitchSetting {
+    const char* name;
+    bool* value;
+  };
+  const SwitchSetting switches[] = {{"DSCACHE_AUTO_WARM", &out.auto_warm}, {"DSCACHE_SYSTEM_DAEMON", &out.system_daemon}};
+  for (const SwitchSetting& sw : switches) {
+    const char* text = lookup(sw.name);
+    if (text == nullptr || text[0] == '\0') continue;
     if (iequal(text, "1") || iequal(text, "true") || iequal(text, "yes")) {
-      out.auto_warm = true;
+      *sw.value = true;
     } else if (iequal(text, "0") || iequal(text, "false") || iequal(text, "no")) {
-      out.auto_warm = false;
+      *sw.value = false;
     } else {
-      return fail(error, error_size, "DSCACHE_AUTO_WARM", text, "expected 1 or 0");
-    }
-  }
-  if (const char* text = lookup("DSCACHE_SYSTEM_DAEMON"); text != nullptr && text[0] != '\0') {
-    if (iequal(text, "1") || iequal(text, "true") || iequal(text, "yes")) {
-      out.system_daemon = true;
-    } else if (iequal(text, "0") || iequal(text, "false") || iequal(text, "no")) {
-      out.system_daemon = false;
-    } else {
-      return fail(error, error_size, "DSCACHE_SYSTEM_DAEMON", text, "expected 1 or 0");
+      return fail(error, error_size, sw.name, text, "expected 1 or 0");
     }
   }
   if (const char* text = lookup("DSCACHE_EVICTION"); text != nullptr && text[0] != '\0') {

@@ -203,6 +203,17 @@ uint64_t* IndexWriter::directory(uint64_t region) const {
                                      reader_.header().directory_offset[region & 1]);
 }
 
+void IndexWriter::fill_directory(uint64_t* dir, uint64_t mask, uint64_t used) const {
+  for (uint64_t i = 0; i < used; ++i) {
+    SlotSnapshot s;
+    IndexReader::read_slot(slots()[i], s);
+    if (s.kind() != SlotKind::file && s.kind() != SlotKind::directory) continue;
+    uint64_t at = s.key.lo & mask;
+    while (dir[at] != kDirectoryEmpty) at = (at + 1) & mask;
+    __atomic_store_n(&dir[at], directory_entry(s.key, i), __ATOMIC_RELAXED);
+  }
+}
+
 int64_t IndexWriter::now_access_stamp() const { return now_ns() / 1'000'000'000; }
 
 Status IndexWriter::rebuild_directory_locked(uint64_t extra) {
@@ -245,14 +256,7 @@ Status IndexWriter::rebuild_directory_locked(uint64_t extra) {
     uint64_t* dir = directory(old_region);
     std::memset(dir, 0, current * 8);
     const uint64_t mask = current - 1;
-    for (uint64_t i = 0; i < used; ++i) {
-      SlotSnapshot s;
-      IndexReader::read_slot(slots()[i], s);
-      if (s.kind() != SlotKind::file && s.kind() != SlotKind::directory) continue;
-      uint64_t at = s.key.lo & mask;
-      while (dir[at] != kDirectoryEmpty) at = (at + 1) & mask;
-      __atomic_store_n(&dir[at], directory_entry(s.key, i), __ATOMIC_RELAXED);
-    }
+    fill_directory(dir, mask, used);
     h.directory_used.store(live, std::memory_order_relaxed);
     h.directory_seq.store(seq + 2, std::memory_order_release);
     h.live_entries.store(live);
@@ -261,14 +265,7 @@ Status IndexWriter::rebuild_directory_locked(uint64_t extra) {
   if (!punched) std::memset(directory(region), 0, entries * 8);
   uint64_t* dir = directory(region);
   const uint64_t mask = entries - 1;
-  for (uint64_t i = 0; i < used; ++i) {
-    SlotSnapshot s;
-    IndexReader::read_slot(slots()[i], s);
-    if (s.kind() != SlotKind::file && s.kind() != SlotKind::directory) continue;
-    uint64_t at = s.key.lo & mask;
-    while (dir[at] != kDirectoryEmpty) at = (at + 1) & mask;
-    __atomic_store_n(&dir[at], directory_entry(s.key, i), __ATOMIC_RELAXED);
-  }
+  fill_directory(dir, mask, used);
   const uint64_t seq = h.directory_seq.load();
   h.directory_seq.store(seq + 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);

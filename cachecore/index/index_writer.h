@@ -91,6 +91,8 @@ class IndexWriter {
   Status back_slots_locked(uint64_t count);
   IndexSlot* slots() const;
   uint64_t* directory(uint64_t region) const;
+  // Enters every live slot of the first `used` into the (empty) directory `dir` of mask+1 entries.
+  void fill_directory(uint64_t* dir, uint64_t mask, uint64_t used) const;
 
   std::string path_;
   IndexReader reader_;

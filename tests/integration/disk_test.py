@@ -27,29 +27,15 @@ PY = "/usr/bin/python3"
 STALE = "2020-01-01 00:00:00 dscache[1]: info: stopped (an older daemon's last line)\n"
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runner import Skip, run_tests  # noqa: E402
+from runner import Skip, dscache_lines, run_tests, shim_env, stop_daemon  # noqa: E402
 
 
 def env(cache, **extra):
-    e = dict(os.environ)
-    first = os.environ.get("DSCACHE_TEST_PRELOAD_FIRST", "")
-    e.update({
-        "LD_PRELOAD": (first + " " + LIB).strip(),
-        "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0",
-        "DSCACHE_MOUNTS": "/data/s=s3://%s/" % BUCKET,
-        "DSCACHE_CACHE_DIR": cache,
-        "DSCACHE_BIN": DSCACHE,
-        "DSCACHE_INDEX_ENTRIES": "65536",
-        "DSCACHE_KERNEL_GUARD": "off",
-        "DSCACHE_LOG": "info",
-    })
-    e.update(extra)
-    return e
+    return shim_env(LIB, DSCACHE, cache, **{"DSCACHE_KERNEL_GUARD": "off", "DSCACHE_LOG": "info", **extra})
 
 
 def stop(cache):
-    subprocess.run([DSCACHE, "daemon", "--stop"], env=dict(os.environ, DSCACHE_CACHE_DIR=cache),
-                   capture_output=True, timeout=120)
+    stop_daemon(DSCACHE, cache)
 
 
 def py(cache, code, **extra):
@@ -57,10 +43,6 @@ def py(cache, code, **extra):
     r = subprocess.run([PY, "-c", textwrap.dedent(code)], env=env(cache, **extra), capture_output=True, text=True,
                        timeout=600)
     return r.returncode, r.stdout, r.stderr
-
-
-def dscache_lines(stderr):
-    return [line for line in stderr.splitlines() if line.startswith("dscache")]
 
 
 @contextlib.contextmanager

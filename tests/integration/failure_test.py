@@ -23,23 +23,11 @@ BUCKET = os.environ["DSCACHE_TEST_S3_BUCKET"]
 PY = "/usr/bin/python3"
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runner import run_tests  # noqa: E402
+from runner import dscache_lines, object_bytes, run_tests, s3_client, shim_env, stop_daemon  # noqa: E402
 
 
 def env(cache, **extra):
-    e = dict(os.environ)
-    first = os.environ.get("DSCACHE_TEST_PRELOAD_FIRST", "")
-    e.update({
-        "LD_PRELOAD": (first + " " + LIB).strip(),
-        "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0",
-        "DSCACHE_MOUNTS": "/data/s=s3://%s/" % BUCKET,
-        "DSCACHE_CACHE_DIR": cache,
-        "DSCACHE_BIN": DSCACHE,
-        "DSCACHE_INDEX_ENTRIES": "65536",
-        "DSCACHE_KERNEL_GUARD": "off",
-    })
-    e.update(extra)
-    return e
+    return shim_env(LIB, DSCACHE, cache, **{"DSCACHE_KERNEL_GUARD": "off", **extra})
 
 
 def fresh(name):
@@ -50,8 +38,7 @@ def fresh(name):
 
 
 def stop(cache):
-    subprocess.run([DSCACHE, "daemon", "--stop"], env=dict(os.environ, DSCACHE_CACHE_DIR=cache),
-                   capture_output=True, timeout=120)
+    stop_daemon(DSCACHE, cache)
 
 
 def py(cache, code, **extra):
@@ -60,10 +47,6 @@ def py(cache, code, **extra):
     r = subprocess.run([PY, "-c", textwrap.dedent(code)], env=env(cache, **extra), capture_output=True, text=True,
                        timeout=600)
     return r.returncode, r.stdout, r.stderr, time.time() - start
-
-
-def dscache_lines(stderr):
-    return [line for line in stderr.splitlines() if line.startswith("dscache")]
 
 
 PROBE = """
@@ -196,16 +179,6 @@ def test_a_missing_bucket_is_named():
     assert r.returncode != 0 and "No such file or directory" in r.stderr, r.stderr
     lines = dscache_lines(r.stderr)
     assert len(lines) == 1 and "no-such-bucket-x" in lines[0] and "does not exist" in lines[0], r.stderr
-
-
-def s3_client():
-    import boto3
-    from botocore.config import Config
-    return boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], config=Config(s3={"addressing_style": "path"}))
-
-
-def object_bytes(key):
-    return s3_client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
 
 def test_a_prefix_that_becomes_an_object():

@@ -1,6 +1,8 @@
 """Runs a test file's cases in order (shared by the integration tests): one
 "ok"/"skip"/"FAIL" line each, tracebacks for failures, then the plain closing
 line "N passed, N failed"."""
+import os
+import subprocess
 import time
 import traceback
 
@@ -29,3 +31,43 @@ def run_tests(tests, selected=()):
             traceback.print_exc()
     print("%d passed, %d failed%s" % (passed, failed, ", %d skipped" % skipped if skipped else ""), flush=True)
     return passed, failed, skipped
+
+
+def shim_env(lib, dscache, cache, **extra):
+    """The environment of a program under the shim: the test bucket mounted at
+    /data/s, the cache in `cache`, a small index; `extra` on top."""
+    e = dict(os.environ)
+    first = os.environ.get("DSCACHE_TEST_PRELOAD_FIRST", "")
+    e.update({
+        "LD_PRELOAD": (first + " " + lib).strip(),
+        "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0",
+        "DSCACHE_MOUNTS": "/data/s=s3://%s/" % os.environ["DSCACHE_TEST_S3_BUCKET"],
+        "DSCACHE_CACHE_DIR": cache,
+        "DSCACHE_BIN": dscache,
+        "DSCACHE_INDEX_ENTRIES": "65536",
+    })
+    e.update(extra)
+    return e
+
+
+def stop_daemon(dscache, cache):
+    """Stops the daemon of `cache`, if one runs."""
+    subprocess.run([dscache, "daemon", "--stop"], env=dict(os.environ, DSCACHE_CACHE_DIR=cache),
+                   capture_output=True, timeout=120)
+
+
+def dscache_lines(stderr):
+    """The lines of dscache's own (the shim's, the daemon's) in a program's stderr."""
+    return [line for line in stderr.splitlines() if line.startswith("dscache")]
+
+
+def s3_client():
+    """A boto3 client of the test S3 server."""
+    import boto3
+    from botocore.config import Config
+    return boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], config=Config(s3={"addressing_style": "path"}))
+
+
+def object_bytes(key):
+    """The bytes of the test bucket's object `key`, straight from the store."""
+    return s3_client().get_object(Bucket=os.environ["DSCACHE_TEST_S3_BUCKET"], Key=key)["Body"].read()

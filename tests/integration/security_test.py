@@ -22,25 +22,14 @@ PY = "/usr/bin/python3"
 CACHE = os.path.join(WORK, "cache")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runner import run_tests  # noqa: E402
+from runner import object_bytes, run_tests, s3_client, shim_env  # noqa: E402
 
 
 def env(**extra):
-    e = dict(os.environ)
-    first = os.environ.get("DSCACHE_TEST_PRELOAD_FIRST", "")
-    e.update({
-        "LD_PRELOAD": (first + " " + LIB).strip(),
-        "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0",
-        "DSCACHE_MOUNTS": "/data/s=s3://%s/" % BUCKET,
-        "DSCACHE_CACHE_DIR": CACHE,
-        "DSCACHE_BIN": DSCACHE,
-        "DSCACHE_INDEX_ENTRIES": "65536",
-        # Set here so that a test can see whether a child gets them back.
-        "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
-        "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
-    })
-    e.update(extra)
-    return e
+    # The keys are set here so that a test can see whether a child gets them back.
+    keys = {"AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
+            "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"]}
+    return shim_env(LIB, DSCACHE, extra.pop("DSCACHE_CACHE_DIR", CACHE), **{**keys, **extra})
 
 
 def py(code, check=True, **extra):
@@ -212,6 +201,15 @@ def as_u2(args, preload=True, check=False, **extra):
     return r
 
 
+def u2_home(name):
+    """A fresh directory under WORK that the second user owns."""
+    home = os.path.join(WORK, name)
+    subprocess.run(["rm", "-rf", home], check=True)
+    os.makedirs(home)
+    shutil.chown(home, U2)
+    return home
+
+
 def public_dir(name):
     """A fresh sticky, world-writable directory (a shared /tmp) under WORK."""
     pub = os.path.join(WORK, name)
@@ -224,16 +222,6 @@ def public_dir(name):
 def stop_daemon(cache, **extra):
     subprocess.run([DSCACHE, "daemon", "--stop"], env=dict(os.environ, DSCACHE_CACHE_DIR=cache, **extra),
                    capture_output=True, timeout=120)
-
-
-def s3_client():
-    import boto3
-    from botocore.config import Config
-    return boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], config=Config(s3={"addressing_style": "path"}))
-
-
-def object_bytes(key):
-    return s3_client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
 
 def test_another_users_daemon_is_not_trusted():
@@ -415,11 +403,7 @@ def test_the_mirror_is_read_only_without_the_shim():
     # not bound by file modes.
     if second_user() is None:
         return
-    home = os.path.join(WORK, "u2home")
-    subprocess.run(["rm", "-rf", home], check=True)
-    os.makedirs(home)
-    shutil.chown(home, U2)
-    cache = os.path.join(home, "cache")
+    cache = os.path.join(u2_home("u2home"), "cache")
     code = r"""
 import ctypes, os, subprocess, sys
 os.chdir('/data/s/small')
@@ -465,11 +449,7 @@ def test_a_users_daemon_works_with_a_read_only_mirror():
     # directory is 0555 and every file 0444 again.
     if second_user() is None:
         return
-    home = os.path.join(WORK, "u2home2")
-    subprocess.run(["rm", "-rf", home], check=True)
-    os.makedirs(home)
-    shutil.chown(home, U2)
-    cache = os.path.join(home, "cache")
+    cache = os.path.join(u2_home("u2home2"), "cache")
     s3 = s3_client()
     prefix = "ro-%d" % os.getpid()
     for i in range(3):

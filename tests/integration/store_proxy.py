@@ -7,6 +7,28 @@ import threading
 import time
 
 
+def fetch(handler, host, port, body):
+    """The real store's answer to the request `handler` holds: (response, body)."""
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.request(handler.command, handler.path, body=body, headers=dict(handler.headers))
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp, data
+
+
+def send_head(handler, resp, data):
+    """The status line and headers of `resp`, with a Content-Length that fits
+    `data` (a HEAD's is the object's, not its empty body's)."""
+    handler.send_response(resp.status)
+    for k, v in resp.getheaders():
+        if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+            handler.send_header(k, v)
+    length = resp.getheader("Content-Length") if handler.command == "HEAD" else None
+    handler.send_header("Content-Length", length or str(len(data)))
+    handler.end_headers()
+
+
 class CountingProxy:
     """Forwards HTTP to the real store and records each GET's path and Range,
     and for ranged GETs when each arrived and when its answer was written
@@ -49,22 +71,10 @@ class CountingProxy:
 
             def relay(self):
                 length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length) if length else None
-                conn = http.client.HTTPConnection(host, int(port), timeout=60)
-                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(k, v)
-                # A HEAD's length is the object's, not its (empty) body's.
-                length = resp.getheader("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", length or str(len(data)))
-                self.end_headers()
+                resp, data = fetch(self, host, port, self.rfile.read(length) if length else None)
+                send_head(self, resp, data)
                 if self.command != "HEAD":
                     self.wfile.write(data)
-                conn.close()
 
             do_GET = do_HEAD = do_PUT = forward
 
@@ -124,18 +134,8 @@ class FaultProxy:
                     return
                 if fault == "stall":
                     time.sleep(stall)
-                conn = http.client.HTTPConnection(host, int(port), timeout=60)
-                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
-                resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(k, v)
-                full = resp.getheader("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", full or str(len(data)))
-                self.end_headers()
+                resp, data = fetch(self, host, port, body)
+                send_head(self, resp, data)
                 if self.command == "HEAD":
                     return
                 if fault == "truncated" and len(data) > 1:

@@ -473,8 +473,8 @@ int cmd_warmup(int argc, char** argv) {
         std::printf("{\"event\":\"failed\",\"path\":%s,\"error\":%s}\n", json_string(f.path).c_str(),
                     json_string(std::string(reason)).c_str());
       }
-      std::fprintf(stderr, "dscache warmup: failed: %s: %.*s\n", f.path.c_str(), static_cast<int>(reason.size()),
-                   reason.data());
+      std::fprintf(stderr, "dscache %s: failed: %s: %.*s\n", evict ? "evict" : "warmup", f.path.c_str(),
+                   static_cast<int>(reason.size()), reason.data());
     }
   };
 

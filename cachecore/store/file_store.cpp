@@ -125,6 +125,13 @@ Result<std::vector<ListEntry>> FileStore::list_directory(const ListRequest& requ
   }
   ::closedir(dir);
   if (saved != 0) return Status::error(saved, describe(dir_part) + ": cannot list: " + errno_name(saved));
+  // An empty directory still exists: listed, it shows what S3 shows for one,
+  // its "dir/" marker object (else it would be taken for a vanished prefix).
+  if (!dir_part.empty() && name_part.empty() && entries.empty()) {
+    ObjectInfo marker;
+    marker.key = dir_part;
+    entries.push_back({dir_part, false, std::move(marker)});
+  }
   std::sort(entries.begin(), entries.end(), [](const ListEntry& a, const ListEntry& b) { return a.key < b.key; });
   return entries;
 }
@@ -151,7 +158,7 @@ Result<std::vector<ObjectInfo>> FileStore::walk(const std::string& prefix) const
     for (auto& entry : *entries) {
       if (entry.is_prefix) {
         pending.push_back(std::move(entry.key));
-      } else if (entry.key.starts_with(prefix)) {
+      } else if (entry.key.starts_with(prefix) && entry.key.back() != '/') {  // (not the directory markers)
         objects.push_back(std::move(entry.info));
       }
     }

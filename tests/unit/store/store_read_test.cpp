@@ -244,6 +244,27 @@ TEST_CASE("FailureStore injects failures and cuts reads") {
   CHECK(failures < 140);
 }
 
+TEST_CASE("FileStore: an empty directory lists as its marker object, as S3 shows a \"dir/\" marker") {
+  TempDir dir;
+  dir.write("d/x", "x");
+  REQUIRE(::mkdir((dir.path + "/d/empty").c_str(), 0755) == 0);
+  auto store = FileStore::open(dir.path);
+  REQUIRE(store.ok());
+  ListRequest one;
+  one.prefix = "d/empty/";
+  one.delimiter = "/";
+  auto page = (*store)->list(one);
+  REQUIRE_MESSAGE(page.ok(), page.status().message());
+  REQUIRE(page->objects.size() == 1);
+  CHECK(page->objects[0].key == "d/empty/");
+  CHECK(page->objects[0].size == 0);
+  ListRequest flat;  // a recursive listing has no markers
+  auto all = (*store)->list(flat);
+  REQUIRE(all.ok());
+  REQUIRE(all->objects.size() == 1);
+  CHECK(all->objects[0].key == "d/x");
+}
+
 TEST_CASE("FileStore: dangling links are skipped, symlink loops listed once") {
   TempDir dir;
   dir.write("d/real.txt", "real");

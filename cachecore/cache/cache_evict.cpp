@@ -113,11 +113,14 @@ bool CacheManager::make_room(uint64_t bytes, std::string* why) {
   return false;
 }
 
-Status CacheManager::inode_room(const std::string& what) {
+Status CacheManager::inode_room(const std::string& what, uint64_t count) {
   struct statvfs fs {};
   if (::statvfs(layout_.root.c_str(), &fs) != 0 || fs.f_files == 0) return {};  // no inode limit (btrfs, some FUSE)
-  // One more inode must leave the guard's share free.
-  if (static_cast<double>(fs.f_favail) - 1 >= config_.free_space_ratio * static_cast<double>(fs.f_files)) return {};
+  // `count` more inodes must leave the guard's share free.
+  if (static_cast<double>(fs.f_favail) - static_cast<double>(count) >=
+      config_.free_space_ratio * static_cast<double>(fs.f_files)) {
+    return {};
+  }
   char ratio[32];
   std::snprintf(ratio, sizeof ratio, "%g", config_.free_space_ratio * 100);
   return Status::error(ENOSPC, what + ": " + no_inodes_message(layout_.root) + " (" + ratio +

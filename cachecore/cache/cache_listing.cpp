@@ -73,14 +73,31 @@ void CacheManager::ensure_listed(uint64_t mount_id, const std::string& dir, Prio
 void CacheManager::list_once(Mount& mount, const std::string& dir, const IndexKey& key, Priority priority,
                              Reply reply) {
   {
+    const auto now = std::chrono::steady_clock::now();
     std::unique_lock lock(mutex_);
+    // Served stale after a failed refresh: the store is tried again later.
+    if (auto stale = stale_until_.find(key); stale != stale_until_.end()) {
+      if (now < stale->second) {
+        lock.unlock();
+        return reply({});
+      }
+      stale_until_.erase(stale);
+    }
     if (auto failed = failed_listings_.find(key); failed != failed_listings_.end()) {
-      if (std::chrono::steady_clock::now() - failed->second.at < kFailedListingHold) {
+      if (now - failed->second.at < kFailedListingHold) {
         Status s = failed->second.status;
         lock.unlock();
         return reply(s);
       }
       failed_listings_.erase(failed);
+    }
+    // The store failed another listing a moment ago (down, blackholed): no
+    // new retry sequence per directory; what was listed serves stale, what
+    // was not fails at once. (A path d levels deep would wait d sequences.)
+    if (now < mount.outage_until) {
+      Status failure = mount.outage;
+      lock.unlock();
+      return reply(serve_stale_listing(mount, dir, key, failure));
     }
     auto [it, first] = listing_waiters_.try_emplace(key);
     it->second.push_back(std::move(reply));
@@ -91,13 +108,23 @@ void CacheManager::list_once(Mount& mount, const std::string& dir, const IndexKe
         Status s = list_directory(*mount, dir);
         if (!s.ok()) mount->stats->errors.fetch_add(1, std::memory_order_relaxed);
         const bool store_failed = !s.ok() && s.code() != ENOENT && s.code() != ENOTDIR;
+        // Denials and space are about this directory or this cache; the rest
+        // (EIO, timeouts, refused connections) about the store as a whole.
+        const bool outage = store_failed && s.code() != EACCES && s.code() != EPERM && s.code() != ENOSPC &&
+                            s.code() != EDQUOT;
+        const Status failure = s;
         if (store_failed) s = serve_stale_listing(*mount, dir, key, s);
         std::vector<Reply> waiters;
         {
           std::lock_guard lock(mutex_);
           waiters = std::move(listing_waiters_[key]);
           listing_waiters_.erase(key);
-          if (store_failed && !s.ok()) failed_listings_[key] = FailedListing{s, std::chrono::steady_clock::now()};
+          const auto now = std::chrono::steady_clock::now();
+          if (store_failed && !s.ok()) failed_listings_[key] = FailedListing{s, now};
+          if (outage) {
+            mount->outage_until = now + kFailedListingHold;
+            mount->outage = failure;
+          }
         }
         for (Reply& r : waiters) r(s);
       },
@@ -107,24 +134,20 @@ void CacheManager::list_once(Mount& mount, const std::string& dir, const IndexKe
 Status CacheManager::serve_stale_listing(Mount& mount, const std::string& dir, const IndexKey& key,
                                          const Status& failure) {
   // The store failed (down, slow, denied): a directory listed before keeps
-  // its listing (stale beats failing), and the store is tried again in 30 s,
-  // not on every request. One never listed fails: an outage is never shown as
-  // an empty directory.
+  // its listing (stale beats failing), and the store is tried again after
+  // kStaleRetry, not on every request. One never listed fails: an outage is
+  // never shown as an empty directory.
   SlotSnapshot slot;
-  uint64_t slot_index = 0;
-  if (index_->find(key, slot, &slot_index) != LookupResult::found || slot.kind() != SlotKind::directory ||
+  if (index_->find(key, slot, nullptr) != LookupResult::found || slot.kind() != SlotKind::directory ||
       slot.mtime_ns <= 0) {
     return failure;
   }
-  const int64_t now = now_ns();
-  const int64_t retry = int64_t{30} * 1'000'000'000;
-  const int64_t age_s = (now - slot.mtime_ns) / 1'000'000'000;
-  DSCACHE_LOG(warn, "%s%s%s: serving the listing of %lld s ago: %s", mount.config.prefix, dir.empty() ? "" : "/",
-              dir.c_str(), static_cast<long long>(age_s), failure.message().c_str());
-  if (config_.meta_ttl_ns != INT64_MAX) {
-    const int64_t fresh_until_retry = now - config_.meta_ttl_ns + std::min(retry, config_.meta_ttl_ns);
-    index_->modify(slot_index, [&](SlotSnapshot& v) { v.mtime_ns = std::max(v.mtime_ns, fresh_until_retry); });
-  }
+  const int64_t age_s = (now_ns() - slot.mtime_ns) / 1'000'000'000;
+  DSCACHE_LOG(warn, "%s%s%s: serving the listing of %lld s ago (the store is tried again in %lld s): %s",
+              mount.config.prefix, dir.empty() ? "" : "/", dir.c_str(), static_cast<long long>(age_s),
+              static_cast<long long>(kStaleRetry.count()), failure.message().c_str());
+  std::lock_guard lock(mutex_);
+  stale_until_[key] = std::chrono::steady_clock::now() + kStaleRetry;
   return {};
 }
 
@@ -336,6 +359,10 @@ Status CacheManager::list_directory(Mount& mount, const std::string& dir) {
   mount.stats->listings.fetch_add(1, std::memory_order_relaxed);
 
   const std::string dir_path = mirror_path(mount, dir);
+  if (dir.empty() && objects.empty() && prefixes.empty()) {
+    DSCACHE_LOG(warn, "%s: %s has no object under its prefix: the mount is empty (is DSCACHE_MOUNTS right?)",
+                mount.config.prefix, mount.config.url);
+  }
   if (!dir.empty() && objects.empty() && prefixes.empty() && !marker) {
     struct stat st {};
     if (::lstat(dir_path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
@@ -348,6 +375,19 @@ Status CacheManager::list_directory(Mount& mount, const std::string& dir) {
   if (Status s = make_mirror_dirs(mount, dir); !s.ok()) return s;
   FdGuard dir_fd{::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (dir_fd.fd < 0) return Status::error(errno, dir_path + ": " + errno_name(errno));
+  // Every new name takes an inode: a listing that cannot have them all fails
+  // before it makes any (not halfway, taking the guard's last inodes).
+  uint64_t present = 0;
+  if (DIR* d = ::opendir(dir_path.c_str())) {
+    while (struct dirent* e = ::readdir(d)) present += e->d_name[0] != '.' ? 1 : 0;
+    ::closedir(d);
+  }
+  if (const uint64_t listed = prefixes.size() + objects.size(); listed > present) {
+    if (Status s = inode_room(mount.config.prefix + std::string(dir.empty() ? "" : "/") + dir, listed - present);
+        !s.ok()) {
+      return s;
+    }
+  }
 
   std::set<std::string> keep;
   for (const std::string& p : prefixes) {

@@ -110,6 +110,10 @@ class CacheManager {
     std::shared_ptr<ObjectStore> store;
     std::string dir;  // mirror directory
     MountStats* stats = nullptr;
+    // A listing failed on the store as a whole (under mutex_): until then,
+    // listings do not try again (stale ones serve, new ones fail at once).
+    std::chrono::steady_clock::time_point outage_until{};
+    Status outage;
   };
   struct BlockWaiter {
     uint64_t first, last;
@@ -199,7 +203,7 @@ class CacheManager {
   // and need none): OK while more than DSCACHE_FREE_SPACE_RATIO of the file
   // system's inodes stay free, else ENOSPC "no free inodes on <file system>".
   // Evicting cannot help: it replaces a file by a placeholder, inode for inode.
-  Status inode_room(const std::string& what);
+  Status inode_room(const std::string& what, uint64_t count = 1);
   // A fill's write failed for lack of space or inodes (another writer filled
   // the disk after make_room() looked): the error names the file system, and
   // the guard evicts in the background.
@@ -244,6 +248,10 @@ class CacheManager {
   };
   static constexpr std::chrono::seconds kFailedListingHold{10};
   std::unordered_map<IndexKey, FailedListing, IndexKeyHash> failed_listings_;
+  // Listed-before directories served stale after a failed refresh: not
+  // listed again before this time (kStaleRetry after the failure).
+  static constexpr std::chrono::seconds kStaleRetry{30};
+  std::unordered_map<IndexKey, std::chrono::steady_clock::time_point, IndexKeyHash> stale_until_;
   std::unordered_map<IndexKey, std::vector<Reply>, IndexKeyHash> fill_waiters_;
   std::unordered_map<IndexKey, BlockState, IndexKeyHash> blocks_;
   // Background block runs beyond DSCACHE_FILL_STREAMS wait here, in order

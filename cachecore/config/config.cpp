@@ -103,8 +103,18 @@ bool normalize_url(const char* in, char* out, size_t size, const char** why) {
              "and have no '..'";
       return false;
     }
-    const char* prefix = slash != nullptr ? slash : bucket_end;
-    while (*prefix == '/') ++prefix;
+    const char* prefix = slash != nullptr ? slash + 1 : bucket_end;
+    // A key prefix with an empty segment ("s3://b//x", "s3://b/a//c") names
+    // keys the mirror cannot hold; "=s3://" inside is two mounts joined by
+    // something other than ';' (a PATH-style ':').
+    if (std::strstr(prefix, "=s3://") != nullptr || std::strstr(prefix, "=file://") != nullptr) {
+      *why = "it holds another mount: separate mounts with ';'";
+      return false;
+    }
+    if (std::strstr(prefix, "//") != nullptr || prefix[0] == '/') {
+      *why = "the key prefix has an empty segment ('//')";
+      return false;
+    }
     size_t prefix_length = std::strlen(prefix);
     bool add_slash = prefix_length > 0 && prefix[prefix_length - 1] != '/';
     int n = std::snprintf(out, size, "s3://%.*s/%s%s", static_cast<int>(bucket_end - bucket), bucket, prefix,

@@ -113,6 +113,43 @@ def test_a_listing_made_before_serves_during_an_outage():
         assert "serving the listing of" in f.read()
 
 
+def test_an_outage_costs_one_retry_sequence():
+    # The store goes dark after /data/s and /data/s/small were listed: a
+    # stat two levels deep serves stale after one retry sequence, not one per
+    # level, and a directory never listed then fails at once (the review saw
+    # 18 s for each, 9 s per level).
+    hole = Blackhole()
+    cache = fresh("outage")
+    try:
+        rc, out, err, _ = py(cache, "import os; os.listdir('/data/s/small')", DSCACHE_META_TTL="1s")
+        assert rc == 0, err
+        stop(cache)
+        time.sleep(1.5)
+        bounds = dict(AWS_ENDPOINT_URL="http://127.0.0.1:%d" % hole.port, DSCACHE_STALL_TIMEOUT="2s",
+                      DSCACHE_REQUEST_TIMEOUT="4s", DSCACHE_META_TTL="1s")
+        code = """
+            import os, time
+            t = time.time()
+            n = len(os.listdir('/data/s/small'))
+            print('stale', n, round(time.time() - t, 1))
+            t = time.time()
+            try:
+                os.listdir('/data/s/meta')
+                print('meta listed')
+            except OSError as e:
+                print('meta', e.errno, round(time.time() - t, 1))
+        """
+        rc, out, err, _ = py(cache, code, **bounds)
+        fields = dict((line.split()[0], line.split()[1:]) for line in out.splitlines())
+        assert fields["stale"][0] == "300" and float(fields["stale"][1]) < 12, (out, err)
+        assert fields["meta"][0] == "5" and float(fields["meta"][1]) < 3, (out, err)
+        print("  stale listing two levels deep in %s s; a new directory failed in %s s" % (fields["stale"][1],
+                                                                                      fields["meta"][1]))
+    finally:
+        stop(cache)
+        hole.close()
+
+
 def test_a_blackholed_store_fails_within_the_bound():
     # Item 2: the endpoint accepts and never answers (before: `dscache store
     # ls` 152 s, `ls` through the shim 452 s and then an empty listing).
@@ -157,6 +194,20 @@ def test_a_stopped_daemon_fails_requests_within_the_bound():
         took = time.time() - start
         assert r.returncode != 0 and "is stopped" in r.stderr and "Input/output error" in r.stderr, r.stderr
         assert took < 15, took
+        # Many files in one program: the first waits the timeout, the rest fail at once.
+        code = """
+            import time
+            t = time.time()
+            for i in range(30, 40):
+                try:
+                    open('/data/s/small/obj-%04d.bin' % i, 'rb').read()
+                except OSError:
+                    pass
+            print(round(time.time() - t, 1))
+        """
+        rc, out, err, _ = py(cache, code, DSCACHE_DAEMON_TIMEOUT="3s")
+        assert float(out.strip()) < 10, "10 files took %s s (each waited the timeout?)" % out
+        assert len(dscache_lines(err)) <= 2, err
         start = time.time()
         r = subprocess.run([DSCACHE, "status"], env=dict(os.environ, DSCACHE_CACHE_DIR=cache,
                                                          DSCACHE_DAEMON_TIMEOUT="3s"),
@@ -341,6 +392,7 @@ def test_a_fault_storm():
 
 
 TESTS = [test_an_unreachable_store_is_an_error_not_an_empty_dataset, test_a_listing_made_before_serves_during_an_outage,
+         test_an_outage_costs_one_retry_sequence,
          test_a_blackholed_store_fails_within_the_bound, test_a_stopped_daemon_fails_requests_within_the_bound,
          test_a_missing_bucket_is_named, test_a_prefix_that_becomes_an_object,
          test_a_cached_file_damaged_behind_the_daemons_back, test_malformed_sizes_and_buckets_are_refused,

@@ -191,9 +191,9 @@ def as_u2(args, preload=True, check=False, **extra):
     """Runs args as the second user with env(**extra); the shim is preloaded
     into the program only, not into runuser."""
     e = env(**extra)
-    e.pop("LD_PRELOAD")
+    shim = e.pop("LD_PRELOAD")  # (with the ASan runtime first in a sanitizer build)
     e["HOME"] = "/nonexistent"
-    cmd = ["runuser", "-u", U2, "--", "env"] + (["LD_PRELOAD=" + LIB] if preload else []) + list(args)
+    cmd = ["runuser", "-u", U2, "--", "env"] + (["LD_PRELOAD=" + shim] if preload else []) + list(args)
     r = subprocess.run(cmd, env=e, capture_output=True, timeout=300)
     if check and r.returncode != 0:
         raise AssertionError("%s as %s failed (%d):\n%s\n%s" % (args, U2, r.returncode, r.stdout.decode()[-3000:],

@@ -92,6 +92,30 @@ bool CacheManager::make_room(uint64_t bytes, std::string* why) {
       return true;
     }
     if (!evict_one()) {
+      if (!disk && ::statvfs(layout_.root.c_str(), &fs) == 0 && fs.f_blocks > 0) {
+        const double total = static_cast<double>(fs.f_blocks) * static_cast<double>(fs.f_frsize);
+        const double free =
+            static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize) - static_cast<double>(wanted);
+        disk = free < config_.free_space_ratio * total;
+      }
+      if (!disk) {
+        // Over DSCACHE_CACHE_SIZE with nothing evictable now (the room is
+        // held by fills in flight and files just filled for their readers):
+        // the fill goes ahead beyond the capacity, and the cache gets back
+        // under it by evicting as soon as files can go. The disk's own guard
+        // (above) is never overridden.
+        reserved_.fetch_add(bytes);
+        over_capacity_fills_.fetch_add(1, std::memory_order_relaxed);
+        const int64_t now_s = now_ns() / 1'000'000'000;
+        if (int64_t last = over_capacity_logged_s_.load(); now_s - last >= 60 &&
+                                                           over_capacity_logged_s_.compare_exchange_strong(last, now_s)) {
+          DSCACHE_LOG(info, "a fill of %s goes beyond DSCACHE_CACHE_SIZE (%s, %s cached, %s in flight): nothing can be "
+                      "evicted now; the cache evicts back under it as soon as files can go",
+                      human_bytes(bytes).c_str(), human_bytes(config_.cache_size).c_str(),
+                      human_bytes(bytes_cached_.load()).c_str(), human_bytes(wanted - bytes).c_str());
+        }
+        return true;
+      }
       if (why == nullptr) return false;
       const std::string cached = human_bytes(bytes_cached_.load()) + " cached";
       if (disk) {

@@ -334,6 +334,9 @@ std::string CacheManager::status_text() const {
       << index_bytes / std::max<uint64_t>(1, h.live_entries.load()) << " bytes each\n";
   out << "cached:      " << bytes_cached_.load() << " bytes";
   if (uint64_t cap = capacity_bytes(); cap != UINT64_MAX) out << " of " << cap;
+  if (uint64_t over = over_capacity_fills_.load(); over > 0) {
+    out << " (" << over << " fills went beyond the capacity while nothing could be evicted)";
+  }
   out << "\nwrites:      " << (writer_->using_io_uring() ? "io_uring" : "pwrite") << "\n";
   if (guard_ && guard_->on()) {
     out << "kernel guard: on (fanotify pre-content, " << guard_->guarded_files() << " files guarded)\n";

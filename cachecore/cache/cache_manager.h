@@ -277,6 +277,11 @@ class CacheManager {
   double rereference_ratio_ = 0;
   std::atomic<uint64_t> bytes_cached_{0};
   std::atomic<uint64_t> reserved_{0};
+  // Fills let in beyond DSCACHE_CACHE_SIZE because nothing could be evicted
+  // then (fills in flight hold the room, files just filled): capacity is a
+  // preference, never a read error. Evicted back as soon as files can go.
+  std::atomic<uint64_t> over_capacity_fills_{0};
+  std::atomic<int64_t> over_capacity_logged_s_{0};
   std::atomic<uint64_t> temp_counter_{0};
   std::atomic<int> in_flight_{0};
   std::mutex evict_mutex_;

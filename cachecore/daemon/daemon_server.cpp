@@ -32,6 +32,11 @@ struct Connection {
   int fd = -1;
   uint64_t id = 0;
   uid_t uid = 0;  // the client's
+  // The file its last whole-file fetch filled, pinned until its next request
+  // (by then the reader opened it: the shim asks one thing at a time).
+  bool holds = false;
+  uint64_t held_mount = 0;
+  std::string held_path;
   std::string in;
   std::string out;
   bool want_write = false;
@@ -232,7 +237,11 @@ void Server::dispatch(Connection& c, const ipc::MessageHeader& header, const cha
   }
   std::string path(path_start, request.path_length);
   const Priority priority = (request.flags & ipc::kFlagBackground) != 0 ? Priority::background : Priority::demand;
-  auto reply = [this, conn, rid](Status s) { complete(conn, rid, s); };
+  if (c.holds) {
+    cache_->unpin(conn, c.held_mount, c.held_path);
+    c.holds = false;
+  }
+  CacheManager::Reply reply = [this, conn, rid](Status s) { complete(conn, rid, s); };
   if ((type == ipc::MessageType::evict || type == ipc::MessageType::verify) && c.uid != 0 && c.uid != ::getuid()) {
     // A system daemon's other users read; they do not drop or repair what every user shares.
     return complete(conn, rid,
@@ -241,9 +250,21 @@ void Server::dispatch(Connection& c, const ipc::MessageHeader& header, const cha
   }
   switch (type) {
     case ipc::MessageType::ensure_listed: return cache_->ensure_listed(request.mount_id, path, priority, reply);
-    case ipc::MessageType::fetch_object:
+    case ipc::MessageType::fetch_object: {
+      // A reader's file stays until it opened it: another reader's fill in a
+      // full cache would otherwise evict it first, again and again (EIO).
+      if (priority == Priority::demand) {
+        c.holds = true;
+        c.held_mount = request.mount_id;
+        c.held_path = path;
+        reply = [this, conn, rid, mount = request.mount_id, path](Status s) {
+          if (s.ok()) cache_->pin(conn, mount, path);
+          complete(conn, rid, s);
+        };
+      }
       if ((request.flags & ipc::kFlagRepair) != 0) return cache_->refetch_damaged(request.mount_id, path, priority, reply);
       return cache_->fetch_object(request.mount_id, path, priority, reply);
+    }
     case ipc::MessageType::fetch_range:
       return cache_->fetch_range(request.mount_id, path, request.offset, request.length,
                                  (request.flags & ipc::kFlagSequential) != 0, priority, reply);

@@ -267,14 +267,8 @@ void CacheManager::evict(const CachedFile& file) {
   }
   // A fresh placeholder replaces the file: processes that hold it open keep
   // reading the old inode, with its correct bytes.
-  std::string parent(parent_of(file.path));
-  std::string dir = mirror_path(*file.mount, parent);
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    Status s = make_placeholder(*file.mount, file.path, dir_fd, std::string(name_of(file.path)), slot.size,
-                                slot.mtime_ns);
-    if (!s.ok()) DSCACHE_LOG(warn, "evicting %s: %s", file.path.c_str(), s.message().c_str());
-    ::close(dir_fd);
+  if (Status s = replace_with_placeholder(*file.mount, file.path, slot.size, slot.mtime_ns); !s.ok()) {
+    DSCACHE_LOG(warn, "evicting %s: %s", file.path.c_str(), s.message().c_str());
   }
   bytes_cached_.fetch_sub(std::min(held, bytes_cached_.load()));
   file.mount->stats->evictions.fetch_add(1, std::memory_order_relaxed);

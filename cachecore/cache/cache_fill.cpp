@@ -84,13 +84,7 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
   if (job->fd < 0 && errno == ENOENT) {
     // Its placeholder was deleted behind the daemon's back (fsck made it
     // absent): made again, then filled.
-    const std::string dir = mirror_path(mount, std::string(parent_of(path)));
-    if (int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir_fd >= 0) {
-      if (make_placeholder(mount, path, dir_fd, std::string(name_of(path)), slot.size, slot.mtime_ns).ok()) {
-        job->fd = open_for_filling(target);
-      }
-      ::close(dir_fd);
-    }
+    if (replace_with_placeholder(mount, path, slot.size, slot.mtime_ns).ok()) job->fd = open_for_filling(target);
     if (job->fd < 0) errno = ENOENT;
   }
   if (job->fd < 0) {

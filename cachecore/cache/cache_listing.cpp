@@ -233,6 +233,14 @@ Status CacheManager::make_placeholder(const Mount& mount, const std::string& pat
   return s;
 }
 
+Status CacheManager::replace_with_placeholder(const Mount& mount, const std::string& path, uint64_t size,
+                                              int64_t mtime_ns) {
+  const std::string dir = mirror_path(mount, std::string(parent_of(path)));
+  FdGuard dir_fd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (dir_fd.fd < 0) return Status::error(errno, dir + ": " + errno_name(errno));
+  return make_placeholder(mount, path, dir_fd.fd, std::string(name_of(path)), size, mtime_ns);
+}
+
 Status CacheManager::reconcile_file(Mount& mount, int dir_fd, const std::string& dir_path, const std::string& path,
                                     const std::string& name, const ObjectInfo& info) {
   const IndexKey key = index_key(mount.config.id, path.data(), path.size());

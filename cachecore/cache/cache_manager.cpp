@@ -287,13 +287,9 @@ void CacheManager::refetch_damaged(uint64_t mount_id, const std::string& path, P
         v.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, v.generation() + 1);
       });
       bytes_cached_.fetch_sub(std::min(slot.size, bytes_cached_.load()));
-      const std::string dir = mirror_path(*mount, std::string(parent_of(path)));
-      int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      Status made = dir_fd >= 0 ? make_placeholder(*mount, path, dir_fd, std::string(name_of(path)), slot.size,
-                                                   slot.mtime_ns)
-                                : Status::error(errno, dir + ": " + errno_name(errno));
-      if (dir_fd >= 0) ::close(dir_fd);
-      if (!made.ok()) return reply(made);
+      if (Status made = replace_with_placeholder(*mount, path, slot.size, slot.mtime_ns); !made.ok()) {
+        return reply(made);
+      }
     }
     fetch_object(mount->config.id, path, priority, reply);
   });

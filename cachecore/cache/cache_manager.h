@@ -150,6 +150,8 @@ class CacheManager {
   // A large placeholder is marked for the kernel guard before it is renamed in.
   Status make_placeholder(const Mount& mount, const std::string& path, int dir_fd, const std::string& name,
                           uint64_t size, int64_t mtime_ns);
+  // make_placeholder for `path`, in its directory (opened here).
+  Status replace_with_placeholder(const Mount& mount, const std::string& path, uint64_t size, int64_t mtime_ns);
   // Looks up a file's slot, listing its directory first when needed.
   void with_file_slot(Mount& mount, const std::string& path, Priority priority,
                       std::function<void(Status, uint64_t slot, SlotSnapshot)> then);

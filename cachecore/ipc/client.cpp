@@ -63,29 +63,36 @@ char process_state(int pid) {
   return close_paren != nullptr && close_paren[1] == ' ' ? close_paren[2] : '?';
 }
 
-// Waits until the daemon's reply can be read. A slow answer is waited for as
-// long as the daemon lives (a 10 GiB fill takes what it takes); one that is
-// gone, stopped (SIGSTOP, a debugger) or whose event loop has not beaten for
-// conn.timeout_ms fails the wait: -ECONNRESET or -ETIMEDOUT, with the reason
-// in `why`.
 // The daemon a wait last gave up on: while it stays stopped or hung, later
 // requests fail at once instead of waiting the whole timeout again each (a
 // loader touching 1,000 files would wait 1,000 timeouts).
 int g_stuck_pid = 0;
 
+// How long the daemon's event loop has been silent (its heartbeat, where the
+// caller maps the index; 0 when unknown).
+int64_t silent_ms(const Connection& conn) {
+  const int64_t beat = conn.heartbeat != nullptr ? __atomic_load_n(conn.heartbeat, __ATOMIC_ACQUIRE) : 0;
+  return beat > 0 ? (realtime_ns() - beat) / 1'000'000 : 0;
+}
+
+bool stopped(char state) { return state == 'T' || state == 't'; }
+
+// Waits until the daemon's reply can be read. A slow answer is waited for as
+// long as the daemon lives (a 10 GiB fill takes what it takes); one that is
+// gone, stopped (SIGSTOP, a debugger) or whose event loop has not beaten for
+// conn.timeout_ms fails the wait: -ECONNRESET or -ETIMEDOUT, with the reason
+// in `why`.
 int wait_readable(const Connection& conn, char* why, size_t why_size) {
-  int64_t stopped_since = -1;
   if (conn.peer_pid > 0 && __atomic_load_n(&g_stuck_pid, __ATOMIC_RELAXED) == conn.peer_pid) {
-    const char state = process_state(conn.peer_pid);
-    const int64_t beat = conn.heartbeat != nullptr ? __atomic_load_n(conn.heartbeat, __ATOMIC_ACQUIRE) : 0;
-    const bool silent = beat > 0 && (realtime_ns() - beat) / 1'000'000 >= conn.timeout_ms;
-    if (state == 'T' || state == 't' || silent) {
+    const bool silent = silent_ms(conn) >= conn.timeout_ms;
+    if (silent || stopped(process_state(conn.peer_pid))) {
       std::snprintf(why, why_size, "the dscache daemon (pid %d) is still %s", conn.peer_pid,
                     silent ? "hung (its event loop does not run)" : "stopped (SIGSTOP or a debugger)");
       return -ETIMEDOUT;
     }
     __atomic_store_n(&g_stuck_pid, 0, __ATOMIC_RELAXED);  // it runs again
   }
+  int64_t stopped_since = -1;
   while (true) {
     pollfd p{conn.fd, POLLIN, 0};
     int n = ::poll(&p, 1, 1000);
@@ -98,26 +105,20 @@ int wait_readable(const Connection& conn, char* why, size_t why_size) {
       return -ECONNRESET;
     }
     const int64_t now = monotonic_ms();
-    if (state == 'T' || state == 't') {
-      if (stopped_since < 0) stopped_since = now;
-      if (now - stopped_since >= conn.timeout_ms) {
-        std::snprintf(why, why_size,
-                      "the dscache daemon (pid %d) is stopped (SIGSTOP or a debugger) and has not answered for %lld s",
-                      conn.peer_pid, static_cast<long long>((now - stopped_since) / 1000));
-        __atomic_store_n(&g_stuck_pid, conn.peer_pid, __ATOMIC_RELAXED);
-        return -ETIMEDOUT;
-      }
+    stopped_since = stopped(state) ? (stopped_since < 0 ? now : stopped_since) : -1;
+    const int64_t silent = silent_ms(conn);
+    if (stopped_since >= 0 && now - stopped_since >= conn.timeout_ms) {
+      std::snprintf(why, why_size,
+                    "the dscache daemon (pid %d) is stopped (SIGSTOP or a debugger) and has not answered for %lld s",
+                    conn.peer_pid, static_cast<long long>((now - stopped_since) / 1000));
+    } else if (stopped_since < 0 && silent >= conn.timeout_ms) {
+      std::snprintf(why, why_size, "the dscache daemon (pid %d) is hung: its event loop has not run for %lld s",
+                    conn.peer_pid, static_cast<long long>(silent / 1000));
+    } else {
       continue;
     }
-    stopped_since = -1;
-    const int64_t beat = conn.heartbeat != nullptr ? __atomic_load_n(conn.heartbeat, __ATOMIC_ACQUIRE) : 0;
-    const int64_t silent_ms = beat > 0 ? (realtime_ns() - beat) / 1'000'000 : 0;
-    if (silent_ms >= conn.timeout_ms) {
-      std::snprintf(why, why_size, "the dscache daemon (pid %d) is hung: its event loop has not run for %lld s",
-                    conn.peer_pid, static_cast<long long>(silent_ms / 1000));
-      __atomic_store_n(&g_stuck_pid, conn.peer_pid, __ATOMIC_RELAXED);
-      return -ETIMEDOUT;
-    }
+    __atomic_store_n(&g_stuck_pid, conn.peer_pid, __ATOMIC_RELAXED);
+    return -ETIMEDOUT;
   }
 }
 
@@ -291,16 +292,7 @@ int spawn_daemon(const Config& config, const char* binary) {
 // Whether a process is gone (or a zombie waiting for its reaper).
 bool process_gone(pid_t pid) {
   if (::kill(pid, 0) != 0) return errno == ESRCH;
-  char path[64], stat[256];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  ssize_t n = ::read(fd, stat, sizeof stat - 1);
-  ::close(fd);
-  if (n <= 0) return false;
-  stat[n] = '\0';
-  const char* state = std::strrchr(stat, ')');  // "pid (comm) S ..."
-  return state != nullptr && state[1] == ' ' && state[2] == 'Z';
+  return process_state(pid) == 'Z';
 }
 
 }  // namespace
@@ -336,6 +328,17 @@ int check_daemon_user(int fd, const Config& config, const char* path, int* peer_
                 config.system_daemon ? " or root" : "");
   ::close(fd);
   return -EACCES;
+}
+
+// Takes `fd`, connected to the daemon's socket, as `conn` if the daemon
+// passes check_daemon_user. 0 or -errno.
+int adopt(Connection& conn, int fd, const Config& config, const char* path, char* error, size_t error_size) {
+  if (int refused = check_daemon_user(fd, config, path, &conn.peer_pid, error, error_size); refused != 0) {
+    return refused;
+  }
+  conn.fd = fd;
+  conn.timeout_ms = config.daemon_timeout_ns / 1'000'000;
+  return 0;
 }
 
 }  // namespace
@@ -378,14 +381,7 @@ int connect_daemon(Connection& conn, const Config& config, const char* daemon_bi
     return rc;
   }
   int fd = rc == 0 ? try_connect(path) : -ENOENT;
-  if (fd >= 0) {
-    if (int refused = check_daemon_user(fd, config, path, &conn.peer_pid, error, error_size); refused != 0) {
-      return refused;
-    }
-    conn.fd = fd;
-    conn.timeout_ms = config.daemon_timeout_ns / 1'000'000;
-    return 0;
-  }
+  if (fd >= 0) return adopt(conn, fd, config, path, error, error_size);
   if (daemon_binary == nullptr || config.system_daemon) {
     std::snprintf(error, error_size, "no dscache daemon is running for %s (%s)%s", config.cache_dir,
                   std::strerror(-fd),
@@ -406,14 +402,7 @@ int connect_daemon(Connection& conn, const Config& config, const char* daemon_bi
   bool exited = false;
   for (int waited = 0; waited < wait_ms; waited += 10) {
     fd = try_connect(path);
-    if (fd >= 0) {
-      if (int refused = check_daemon_user(fd, config, path, &conn.peer_pid, error, error_size); refused != 0) {
-        return refused;
-      }
-      conn.fd = fd;
-      conn.timeout_ms = config.daemon_timeout_ns / 1'000'000;
-      return 0;
-    }
+    if (fd >= 0) return adopt(conn, fd, config, path, error, error_size);
     if (!exited && process_gone(pid)) {
       exited = true;
       wait_ms = waited + 1000 < wait_ms ? waited + 1000 : wait_ms;

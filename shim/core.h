@@ -65,6 +65,8 @@ DIR* open_mirror_dir(const Target& target);
 
 // Partial files (large objects filled by block).
 bool is_partial(int fd);
+// The daemon guards partial files in the kernel (kIndexFlagKernelGuard).
+bool kernel_guard_on();
 // A large file still filling has its mtime and ctime moved by every block
 // written; stat reports the object's mtime for both instead, as a file that
 // never changes would (tar compares ctime around a read, cp -p and make the
@@ -73,10 +75,22 @@ bool is_partial(int fd);
 bool filling_mtime(const Target& target, uint64_t size, timespec* mtime);
 bool partial_mtime(int fd, timespec* mtime);
 // Makes [offset, offset + length) of a partial fd readable. 0 or -errno.
-int ensure_readable(int fd, uint64_t offset, uint64_t length);
-// A read at the fd's current offset (read, readv): makes the range present
-// and calls do_read, one thread at a time per partial fd. do_read's result
-// (-1 with errno set on failure).
+// `recycles`: the file's BlockRecord::recycles as read before the bitmap
+// said the range was present (kNoRecycleCheck when the file is complete or
+// not partial): a read made after is good only while it is unchanged.
+inline constexpr uint64_t kNoRecycleCheck = ~uint64_t{0};
+int ensure_readable(int fd, uint64_t offset, uint64_t length, uint64_t* recycles = nullptr);
+// Makes [offset, offset + length) readable for a read the shim cannot check
+// afterwards (POSIX aio): the daemon also keeps its blocks from being
+// recycled for a while (ipc::kAioHoldSeconds). 0 or -errno.
+int ensure_readable_held(int fd, uint64_t offset, uint64_t length);
+// A read of a partial fd at `offset` (pread, preadv): makes the range present,
+// calls do_read, and calls it again if the daemon recycled blocks meanwhile
+// (the read may have met a punched hole). do_read's result (-1 with errno set
+// on failure). For an fd that is not partial: do_read.
+ssize_t read_range(int fd, uint64_t offset, uint64_t length, ssize_t (*do_read)(int fd, void* context), void* context);
+// A read at the fd's current offset (read, readv): as read_range, one thread
+// at a time per partial fd (the offset moves back before a read again).
 ssize_t read_at_offset(int fd, uint64_t length, ssize_t (*do_read)(int fd, void* context), void* context);
 // Makes the whole file present; the fd then leaves the partial table. 0 or -errno.
 int complete_fd(int fd);

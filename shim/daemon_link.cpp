@@ -251,7 +251,17 @@ int ask_daemon(ipc::MessageType type, int mount, const char* path, uint64_t offs
       // mount root that does not exist (a missing bucket) is such a cause.
       const bool plain = (rc == ENOENT || rc == EISDIR || rc == ENOTDIR) && path[0] != '\0';
       if (rc != 0 && !plain && first_time(rc, text)) {
-        log_line("dscache: %s%s%s: %s", g_config.mounts[mount].prefix, path[0] != '\0' ? "/" : "", path, text);
+        // The daemon's message may name the file itself: not twice.
+        const char* prefix = g_config.mounts[mount].prefix;
+        const size_t prefix_length = std::strlen(prefix);
+        const bool named = std::strncmp(text, prefix, prefix_length) == 0 &&
+                           (path[0] == '\0' || (text[prefix_length] == '/' &&
+                                                 std::strncmp(text + prefix_length + 1, path, std::strlen(path)) == 0));
+        if (named) {
+          log_line("dscache: %s", text);
+        } else {
+          log_line("dscache: %s%s%s: %s", prefix, path[0] != '\0' ? "/" : "", path, text);
+        }
       }
       return rc;
     }

@@ -66,9 +66,11 @@ FILE* fopen_path(const char* path, const char* mode, FILE* (*real)(const char*, 
     return f;
   }
   if (stdio_writes(mode)) return errno = EROFS, nullptr;
-  // stdio reads through its own calls, which no hook sees: the file must be complete.
+  // stdio reads through its own calls, which no hook sees: the file must be
+  // complete, unless the daemon's kernel guard fills what they read (then a
+  // file larger than the cache streams through it, as through read()).
   int flags = O_RDONLY | (std::strchr(mode, 'e') != nullptr ? O_CLOEXEC : 0);
-  int fd = open_mapped(t, flags, 0, true);
+  int fd = open_mapped(t, flags, 0, !kernel_guard_on());
   if (fd < 0) return errno = -fd, nullptr;
   FILE* f = REAL(fdopen)(fd, mode);
   if (f == nullptr) {

@@ -19,12 +19,15 @@ uint64_t iov_length(const struct iovec* iov, int count) {
   return total;
 }
 
-// Before reading `length` bytes at `offset`. 0, or -1 with errno set.
-int before_read(int fd, int64_t offset, uint64_t length) {
-  if (!is_partial(fd)) return 0;
-  int rc = ensure_readable(fd, static_cast<uint64_t>(offset), length);
-  return rc == 0 ? 0 : fail(rc);
-}
+// A read call's arguments, for read_range / read_at_offset's do_read.
+struct PositionedRead {
+  void* buf;
+  size_t count;
+  const struct iovec* iov;
+  int iovcnt;
+  int64_t offset;
+  int flags;
+};
 
 int before_dup(int fd) {
   int rc = prepare_dup(fd);
@@ -43,12 +46,9 @@ extern "C" {
 
 __attribute__((visibility("default"))) ssize_t read(int fd, void* buf, size_t count) {
   if (!is_partial(fd)) return REAL(read)(fd, buf, count);
-  struct Args {
-    void* buf;
-    size_t count;
-  } args{buf, count};
+  PositionedRead args{buf, count, nullptr, 0, 0, 0};
   return read_at_offset(fd, count, [](int f, void* a) {
-    auto* x = static_cast<Args*>(a);
+    auto* x = static_cast<PositionedRead*>(a);
     return REAL(read)(f, x->buf, x->count);
   }, &args);
 }
@@ -57,12 +57,20 @@ __attribute__((visibility("default"))) ssize_t __read_chk(int fd, void* buf, siz
   return read(fd, buf, count);
 }
 __attribute__((visibility("default"))) ssize_t pread(int fd, void* buf, size_t count, off_t offset) {
-  if (before_read(fd, offset, count) != 0) return -1;
-  return REAL(pread)(fd, buf, count, offset);
+  if (!is_partial(fd)) return REAL(pread)(fd, buf, count, offset);
+  PositionedRead args{buf, count, nullptr, 0, offset, 0};
+  return read_range(fd, static_cast<uint64_t>(offset), count, [](int f, void* a) {
+    auto* x = static_cast<PositionedRead*>(a);
+    return REAL(pread)(f, x->buf, x->count, x->offset);
+  }, &args);
 }
 __attribute__((visibility("default"))) ssize_t pread64(int fd, void* buf, size_t count, off64_t offset) {
-  if (before_read(fd, offset, count) != 0) return -1;
-  return REAL(pread64)(fd, buf, count, offset);
+  if (!is_partial(fd)) return REAL(pread64)(fd, buf, count, offset);
+  PositionedRead args{buf, count, nullptr, 0, offset, 0};
+  return read_range(fd, static_cast<uint64_t>(offset), count, [](int f, void* a) {
+    auto* x = static_cast<PositionedRead*>(a);
+    return REAL(pread64)(f, x->buf, x->count, x->offset);
+  }, &args);
 }
 __attribute__((visibility("default"))) ssize_t __pread_chk(int fd, void* buf, size_t count, off_t offset,
                                                            size_t buflen) {
@@ -76,32 +84,50 @@ __attribute__((visibility("default"))) ssize_t __pread64_chk(int fd, void* buf, 
 }
 __attribute__((visibility("default"))) ssize_t readv(int fd, const struct iovec* iov, int iovcnt) {
   if (!is_partial(fd)) return REAL(readv)(fd, iov, iovcnt);
-  struct Args {
-    const struct iovec* iov;
-    int iovcnt;
-  } args{iov, iovcnt};
+  PositionedRead args{nullptr, 0, iov, iovcnt, 0, 0};
   return read_at_offset(fd, iov_length(iov, iovcnt), [](int f, void* a) {
-    auto* x = static_cast<Args*>(a);
+    auto* x = static_cast<PositionedRead*>(a);
     return REAL(readv)(f, x->iov, x->iovcnt);
   }, &args);
 }
 __attribute__((visibility("default"))) ssize_t preadv(int fd, const struct iovec* iov, int iovcnt, off_t offset) {
-  if (before_read(fd, offset, iov_length(iov, iovcnt)) != 0) return -1;
-  return REAL(preadv)(fd, iov, iovcnt, offset);
+  if (!is_partial(fd)) return REAL(preadv)(fd, iov, iovcnt, offset);
+  PositionedRead args{nullptr, 0, iov, iovcnt, offset, 0};
+  return read_range(fd, static_cast<uint64_t>(offset), iov_length(iov, iovcnt), [](int f, void* a) {
+    auto* x = static_cast<PositionedRead*>(a);
+    return REAL(preadv)(f, x->iov, x->iovcnt, x->offset);
+  }, &args);
 }
 __attribute__((visibility("default"))) ssize_t preadv64(int fd, const struct iovec* iov, int iovcnt, off64_t offset) {
-  if (before_read(fd, offset, iov_length(iov, iovcnt)) != 0) return -1;
-  return REAL(preadv64)(fd, iov, iovcnt, offset);
+  if (!is_partial(fd)) return REAL(preadv64)(fd, iov, iovcnt, offset);
+  PositionedRead args{nullptr, 0, iov, iovcnt, offset, 0};
+  return read_range(fd, static_cast<uint64_t>(offset), iov_length(iov, iovcnt), [](int f, void* a) {
+    auto* x = static_cast<PositionedRead*>(a);
+    return REAL(preadv64)(f, x->iov, x->iovcnt, x->offset);
+  }, &args);
 }
 __attribute__((visibility("default"))) ssize_t preadv2(int fd, const struct iovec* iov, int iovcnt, off_t offset,
                                                        int flags) {
-  if (before_read(fd, offset, iov_length(iov, iovcnt)) != 0) return -1;
-  return REAL(preadv2)(fd, iov, iovcnt, offset, flags);
+  if (!is_partial(fd)) return REAL(preadv2)(fd, iov, iovcnt, offset, flags);
+  PositionedRead args{nullptr, 0, iov, iovcnt, offset, flags};
+  auto call = [](int f, void* a) {
+    auto* x = static_cast<PositionedRead*>(a);
+    return REAL(preadv2)(f, x->iov, x->iovcnt, x->offset, x->flags);
+  };
+  // Offset -1: at (and moving) the fd's offset, as readv.
+  if (offset == -1) return read_at_offset(fd, iov_length(iov, iovcnt), call, &args);
+  return read_range(fd, static_cast<uint64_t>(offset), iov_length(iov, iovcnt), call, &args);
 }
 __attribute__((visibility("default"))) ssize_t preadv64v2(int fd, const struct iovec* iov, int iovcnt,
                                                           off64_t offset, int flags) {
-  if (before_read(fd, offset, iov_length(iov, iovcnt)) != 0) return -1;
-  return REAL(preadv64v2)(fd, iov, iovcnt, offset, flags);
+  if (!is_partial(fd)) return REAL(preadv64v2)(fd, iov, iovcnt, offset, flags);
+  PositionedRead args{nullptr, 0, iov, iovcnt, offset, flags};
+  auto call = [](int f, void* a) {
+    auto* x = static_cast<PositionedRead*>(a);
+    return REAL(preadv64v2)(f, x->iov, x->iovcnt, x->offset, x->flags);
+  };
+  if (offset == -1) return read_at_offset(fd, iov_length(iov, iovcnt), call, &args);
+  return read_range(fd, static_cast<uint64_t>(offset), iov_length(iov, iovcnt), call, &args);
 }
 
 // A partial file looks dense: no holes, its data runs to its size.
@@ -242,7 +268,7 @@ int before_ioctl(int fd, unsigned long request, void* arg) {
 // range is made present before the request is queued.
 int before_aio_read(int fd, int64_t offset, size_t length) {
   if (!is_partial(fd)) return 0;
-  int rc = ensure_readable(fd, static_cast<uint64_t>(offset), length);
+  int rc = ensure_readable_held(fd, static_cast<uint64_t>(offset), length);
   return rc == 0 ? 0 : fail(rc);
 }
 }  // namespace
@@ -339,14 +365,22 @@ __attribute__((visibility("default"))) int close(int fd) {
     // The shim's own fds are not the program's to close (a loop closing
     // every fd, say): to the program they are not open.
     if (is_own_fd(fd)) return errno = EBADF, -1;
+    // Unpinning may talk to the daemon: errno stays what the program had (a
+    // close after a failed call must not clear the failure's errno).
+    const int saved = errno;
     forget_fd(fd);
+    errno = saved;
   }
   return REAL(close)(fd);
 }
 __attribute__((visibility("default"))) int close_range(unsigned int first, unsigned int last, int flags) noexcept {
   if (t_depth != 0 || !active()) return REAL(close_range)(first, last, flags);
   // (CLOSE_RANGE_CLOEXEC closes nothing now; exec completes partial files anyway.)
-  if ((flags & CLOSE_RANGE_CLOEXEC) == 0) forget_fd_range(first, last);
+  if ((flags & CLOSE_RANGE_CLOEXEC) == 0) {
+    const int saved = errno;
+    forget_fd_range(first, last);
+    errno = saved;
+  }
   // The range in pieces around the shim's own fds.
   int own[kMaxOwnFds];
   const int count = own_fds(own, kMaxOwnFds);

@@ -265,6 +265,11 @@ int prepare_dup(int fd) {
 
 bool is_partial(int fd) { return find_partial(fd) != nullptr; }
 
+bool kernel_guard_on() {
+  IndexReader* idx = index();
+  return idx != nullptr && (idx->header().flags.load(std::memory_order_acquire) & kIndexFlagKernelGuard) != 0;
+}
+
 namespace {
 timespec to_timespec(int64_t ns) { return {static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)}; }
 }  // namespace
@@ -288,7 +293,8 @@ bool partial_mtime(int fd, timespec* mtime) {
   return true;
 }
 
-int ensure_readable(int fd, uint64_t offset, uint64_t length) {
+int ensure_readable(int fd, uint64_t offset, uint64_t length, uint64_t* recycles) {
+  if (recycles != nullptr) *recycles = kNoRecycleCheck;
   PartialFile* p = find_partial(fd);
   if (p == nullptr) return 0;
   if (length == 0 || offset >= p->size) return 0;
@@ -336,12 +342,15 @@ int ensure_readable(int fd, uint64_t offset, uint64_t length) {
     }
     if (s.state() == FileState::complete) break;
     const BlockRecord* record = s.blocks() ? idx->block_record(s.aux) : nullptr;
+    // Before the bitmap: a recycle clears bits, then counts, then punches.
+    const uint64_t seen = record != nullptr ? record->recycles.load(std::memory_order_acquire) : kNoRecycleCheck;
     if (record != nullptr && IndexReader::blocks_present(*record, offset / bs, (end - 1) / bs)) {
       // The bitmap belongs to the generation read above only if that is
       // still the slot's generation now.
       SlotSnapshot again;
       if (idx->read(p->slot, again) == LookupResult::found && again.generation() == generation &&
           again.key == key) {
+        if (recycles != nullptr) *recycles = seen;
         break;
       }
       continue;
@@ -357,6 +366,68 @@ int ensure_readable(int fd, uint64_t offset, uint64_t length) {
   if (!shared_child) p->next_offset.store(end, std::memory_order_relaxed);
   if (MountStats* ms = stats_of(index(), p->mount)) ms->bytes_served.fetch_add(end - offset, std::memory_order_relaxed);
   return 0;
+}
+
+namespace {
+
+// After a read made under `recycles`: false if the daemon recycled blocks of
+// the file since (the read may have met a hole it punched).
+bool read_was_stable(int fd, uint64_t recycles) {
+  if (recycles == kNoRecycleCheck) return true;
+  const PartialFile* p = find_partial(fd);
+  IndexReader* idx = index();
+  SlotSnapshot s;
+  if (p == nullptr || idx == nullptr || idx->read(p->slot, s) != LookupResult::found || !s.blocks()) return false;
+  const BlockRecord* record = idx->block_record(s.aux);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // the read's bytes before the count
+  return record != nullptr && record->recycles.load(std::memory_order_acquire) == recycles;
+}
+
+// ensure_readable + do_read, again while a recycle met the read; `rewind`:
+// the read is at the fd's offset, which goes back to `offset` first.
+ssize_t checked_read(int fd, uint64_t offset, uint64_t length, bool rewind, ssize_t (*do_read)(int fd, void* context),
+                     void* context) {
+  for (int attempt = 0;; ++attempt) {
+    uint64_t recycles = kNoRecycleCheck;
+    if (int rc = ensure_readable(fd, offset, length, &recycles); rc != 0) return fail(rc);
+    const ssize_t n = do_read(fd, context);
+    if (n <= 0 || read_was_stable(fd, recycles)) return n;
+    if (attempt + 1 == kCheckAttempts) {
+      const PartialFile* p = find_partial(fd);
+      if (p != nullptr) {
+        log_line("dscache: %s/%s: the cache kept recycling this range while it was read (the cache is much "
+                 "smaller than what is read)", g_config.mounts[p->mount].prefix, p->rel);
+      }
+      return fail(-EIO);
+    }
+    if (rewind && REAL(lseek)(fd, static_cast<off_t>(offset), SEEK_SET) < 0) return -1;
+  }
+}
+
+}  // namespace
+
+ssize_t read_range(int fd, uint64_t offset, uint64_t length, ssize_t (*do_read)(int fd, void* context), void* context) {
+  if (find_partial(fd) == nullptr) return do_read(fd, context);
+  return checked_read(fd, offset, length, false, do_read, context);
+}
+
+int ensure_readable_held(int fd, uint64_t offset, uint64_t length) {
+  PartialFile* p = find_partial(fd);
+  if (p == nullptr) return 0;
+  for (int attempt = 0; attempt < kCheckAttempts; ++attempt) {
+    uint64_t before = kNoRecycleCheck;
+    if (int rc = ensure_readable(fd, offset, length, &before); rc != 0) return rc;
+    if (before == kNoRecycleCheck) return 0;  // complete (or nothing to read)
+    // The daemon holds the blocks from its reply on; present after that with
+    // no recycle since before the request: they stay for the read.
+    if (int rc = ask_daemon(ipc::MessageType::fetch_range, p->mount, p->rel, offset, length, ipc::kFlagHold); rc != 0) {
+      return -rc;
+    }
+    uint64_t after = kNoRecycleCheck;
+    if (int rc = ensure_readable(fd, offset, length, &after); rc != 0) return rc;
+    if (after == before) return 0;
+  }
+  return -EIO;
 }
 
 ssize_t read_at_offset(int fd, uint64_t length, ssize_t (*do_read)(int fd, void* context), void* context) {
@@ -390,10 +461,8 @@ ssize_t read_at_offset(int fd, uint64_t length, ssize_t (*do_read)(int fd, void*
   const off_t offset = REAL(lseek)(fd, 0, SEEK_CUR);
   if (offset < 0) {
     n = -1;
-  } else if (int rc = ensure_readable(fd, static_cast<uint64_t>(offset), length); rc != 0) {
-    n = fail(rc);
   } else {
-    n = do_read(fd, context);
+    n = checked_read(fd, static_cast<uint64_t>(offset), length, true, do_read, context);
   }
   if (mine) {
     const int err = errno;

@@ -24,7 +24,9 @@ constexpr const char* kUsage =
     "usage: dscache stats [--watch] [--interval SECONDS] [--count N] [--json | --prometheus]\n\n"
     "The cache's counters per mount, read from the shared index of DSCACHE_CACHE_DIR:\n"
     "hit ratio, opens/s, bytes served/s and fetched/s, fetch latency p50/p99, fetches in\n"
-    "flight, evictions, errors, time programs waited on the store, cache use vs capacity.\n"
+    "flight, evictions, bytes served through (fetched for a reader but not kept: the cache\n"
+    "is smaller than what is read), errors, time programs waited on the store, cache use\n"
+    "vs capacity.\n"
     "Rates are over one interval (1 s). --watch prints a line per interval until\n"
     "interrupted (--count N: N lines); --json prints JSON (one object per line);\n"
     "--prometheus prints the cumulative counters in Prometheus' text format.\n";
@@ -32,7 +34,8 @@ constexpr const char* kUsage =
 // One mount's counters at one moment (plain copies of the atomics).
 struct Sample {
   uint64_t mount_id = 0, hits = 0, misses = 0, bytes_served = 0, bytes_fetched = 0, objects_fetched = 0,
-           in_flight = 0, evictions = 0, bytes_evicted = 0, errors = 0, listings = 0, wait_ns = 0;
+           in_flight = 0, evictions = 0, bytes_evicted = 0, errors = 0, listings = 0, wait_ns = 0, through_files = 0,
+           through_bytes = 0;
   uint64_t latency[MountStats::kLatencyBuckets] = {};
 };
 
@@ -50,6 +53,8 @@ Sample take(const MountStats& m) {
   s.errors = m.errors.load();
   s.listings = m.listings.load();
   s.wait_ns = m.wait_ns.load();
+  s.through_files = m.through_files.load();
+  s.through_bytes = m.through_bytes.load();
   for (int i = 0; i < MountStats::kLatencyBuckets; ++i) s.latency[i] = m.fetch_latency[i].load();
   return s;
 }
@@ -101,8 +106,8 @@ std::string json_escape(const std::string& s) {
 }
 
 void print_table_header() {
-  std::printf("%-24s %6s %8s %10s %10s %7s %7s %5s %7s %5s %8s %s\n", "mount", "hit%", "opens/s", "served/s",
-              "fetched/s", "p50 ms", "p99 ms", "infl", "evict/s", "err", "wait/s", "cache use");
+  std::printf("%-24s %6s %8s %10s %10s %7s %7s %5s %7s %10s %5s %8s %s\n", "mount", "hit%", "opens/s", "served/s",
+              "fetched/s", "p50 ms", "p99 ms", "infl", "evict/s", "through/s", "err", "wait/s", "cache use");
 }
 
 
@@ -121,14 +126,16 @@ void print_rows(const std::vector<Row>& rows, double seconds, const MountStats& 
           ",\"evictions_per_s\":%.1f,\"errors\":%" PRIu64 ",\"wait_s_per_s\":%.3f,\"hits\":%" PRIu64
           ",\"misses\":%" PRIu64 ",\"bytes_served\":%" PRIu64 ",\"bytes_fetched\":%" PRIu64
           ",\"objects_fetched\":%" PRIu64 ",\"evictions\":%" PRIu64 ",\"listings\":%" PRIu64
-          ",\"wait_s\":%.3f,\"bytes_cached\":%" PRIu64 ",\"capacity_bytes\":%" PRIu64 "}\n",
+          ",\"wait_s\":%.3f,\"through_files\":%" PRIu64 ",\"through_bytes\":%" PRIu64
+          ",\"bytes_cached\":%" PRIu64 ",\"capacity_bytes\":%" PRIu64 "}\n",
           json_escape(r.name).c_str(), seconds, hit < 0 ? "null" : std::to_string(hit / 100).c_str(),
           static_cast<double>(opens) * per, static_cast<double>(b.bytes_served - a.bytes_served) * per,
           static_cast<double>(b.bytes_fetched - a.bytes_fetched) * per,
           p50 < 0 ? "null" : std::to_string(p50).c_str(), p99 < 0 ? "null" : std::to_string(p99).c_str(),
           b.in_flight, static_cast<double>(b.evictions - a.evictions) * per, b.errors - a.errors,
           static_cast<double>(b.wait_ns - a.wait_ns) * 1e-9 * per, b.hits, b.misses, b.bytes_served, b.bytes_fetched,
-          b.objects_fetched, b.evictions, b.listings, static_cast<double>(b.wait_ns) * 1e-9, cached, capacity);
+          b.objects_fetched, b.evictions, b.listings, static_cast<double>(b.wait_ns) * 1e-9, b.through_files,
+          b.through_bytes, cached, capacity);
       continue;
     }
     char hit_text[16], p50_text[16], p99_text[16];
@@ -137,11 +144,12 @@ void print_rows(const std::vector<Row>& rows, double seconds, const MountStats& 
     std::snprintf(p99_text, sizeof p99_text, p99 < 0 ? "-" : "<%.0f", p99);
     std::string use = human_bytes(static_cast<double>(cached)) +
                       (capacity != 0 ? " of " + human_bytes(static_cast<double>(capacity)) : std::string(" (free-space bound)"));
-    std::printf("%-24s %6s %8.0f %10s %10s %7s %7s %5" PRIu64 " %7.1f %5" PRIu64 " %8.2f %s\n", r.name.c_str(),
+    std::printf("%-24s %6s %8.0f %10s %10s %7s %7s %5" PRIu64 " %7.1f %10s %5" PRIu64 " %8.2f %s\n", r.name.c_str(),
                 hit_text, static_cast<double>(opens) * per,
                 (human_bytes(static_cast<double>(b.bytes_served - a.bytes_served) * per)).c_str(),
                 (human_bytes(static_cast<double>(b.bytes_fetched - a.bytes_fetched) * per)).c_str(), p50_text, p99_text,
-                b.in_flight, static_cast<double>(b.evictions - a.evictions) * per, b.errors - a.errors,
+                b.in_flight, static_cast<double>(b.evictions - a.evictions) * per,
+                human_bytes(static_cast<double>(b.through_bytes - a.through_bytes) * per).c_str(), b.errors - a.errors,
                 static_cast<double>(b.wait_ns - a.wait_ns) * 1e-9 * per, use.c_str());
   }
 }
@@ -163,6 +171,12 @@ void print_prometheus(const std::vector<Row>& rows, const MountStats& total) {
       {"dscache_evicted_bytes_total", "Bytes evicted.", &Sample::bytes_evicted},
       {"dscache_errors_total", "Fetches that failed.", &Sample::errors},
       {"dscache_listings_total", "Directory listings fetched.", &Sample::listings},
+      {"dscache_through_files_total", "Files fetched for a reader and evicted first to keep the resident set.",
+       &Sample::through_files},
+      {"dscache_through_bytes_total",
+       "Bytes fetched for readers and not kept (files served through, recycled blocks of files larger than the "
+       "cache's room).",
+       &Sample::through_bytes},
   };
   for (const Metric& m : metrics) {
     std::printf("# HELP %s %s\n# TYPE %s counter\n", m.name, m.help, m.name);

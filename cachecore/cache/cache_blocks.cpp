@@ -15,6 +15,7 @@
 
 #include "cache/cache_manager.h"
 #include "cache/fill_sink.h"
+#include "common/disk_space.h"
 #include "common/log.h"
 #include "index/index_key.h"
 
@@ -56,9 +57,14 @@ void CacheManager::fetch_range(uint64_t mount_id, const std::string& path, uint6
                      std::lock_guard lock(mutex_);
                      BlockState& state = blocks_[slot.key];
                      // A reader continuing where it stopped doubles its window, up to DSCACHE_READAHEAD.
+                     // A window of at most a quarter of the cache, so that a
+                     // file larger than the cache slides through it.
+                     const uint64_t cap = config_.cache_size == 0
+                                              ? config_.readahead
+                                              : std::min(config_.readahead, std::max(2 * bs, config_.cache_size / 4));
                      state.window = offset == state.readahead_end
-                                        ? std::min<uint64_t>(std::max<uint64_t>(state.window * 2, 2 * bs), config_.readahead)
-                                        : std::min<uint64_t>(2 * bs, config_.readahead);
+                                        ? std::min<uint64_t>(std::max<uint64_t>(state.window * 2, 2 * bs), cap)
+                                        : std::min<uint64_t>(2 * bs, cap);
                      state.readahead_end = end;
                      ahead = std::min((slot.size - 1) / bs, (end + state.window - 1) / bs);
                    }
@@ -212,9 +218,21 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
     return;
   }
   if (first == 0) note_miss(slot);  // one miss per file, not per block run
-  if (std::string why; !make_room((last - first + 1) * config_.block_size, &why)) {
-    blocks_arrived(mount, path, key, slot_index, first, last, generation,
-                   Status::error(ENOSPC, mount.config.prefix + std::string("/") + path + ": " + why), {});
+  const OwnBlocks own{&mount, &path, key, slot_index, first, last};
+  if (std::string why; !make_room((last - first + 1) * config_.block_size, &why, &own)) {
+    bool whole = false;  // a reader needs every block at once: nothing of its own could be recycled
+    {
+      std::lock_guard lock(mutex_);
+      for (const BlockWaiter& w : blocks_[key].waiters) whole |= w.first == 0 && w.last + 1 >= record->block_count;
+    }
+    std::string what = mount.config.prefix + std::string("/") + path;
+    if (whole) {
+      what += " (" + human_bytes(slot.size) +
+              ") is needed whole at once (mmap, sendfile, stdio without the kernel guard, a program run from it), "
+              "and that does not fit";
+    }
+    blocks_arrived(mount, path, key, slot_index, first, last, generation, Status::error(ENOSPC, what + ": " + why),
+                   {});
     if (bulk) pool_->post([this] { bulk_run_done(); }, true);
     return;
   }
@@ -272,24 +290,29 @@ void CacheManager::blocks_arrived(Mount& mount, const std::string& path, const I
   }
   bool complete = false;
   if (status.ok() && record != nullptr && slot.key == key) {
-    for (uint64_t b = first; b <= last; ++b) {
-      uint64_t offset = b * config_.block_size;
-      uint64_t length = std::min(slot.size, offset + config_.block_size) - offset;
-      // Streamed through the sink when the run came in order; read back otherwise.
-      uint32_t checksum = 0;
+    // Streamed through the sink when the run came in order; read back otherwise.
+    std::vector<uint32_t> checksums(last - first + 1);
+    for (uint64_t b = first; b <= last && status.ok(); ++b) {
+      const uint64_t offset = b * config_.block_size;
+      const uint64_t length = std::min(slot.size, offset + config_.block_size) - offset;
       if (sums.size() == last - first + 1) {
-        checksum = static_cast<uint32_t>(sums[b - first]);
+        checksums[b - first] = static_cast<uint32_t>(sums[b - first]);
       } else if (auto sum = block_checksum(fd, offset, length); sum.ok()) {
-        checksum = *sum;
+        checksums[b - first] = *sum;
       } else {
         status = sum.status();
-        break;
       }
-      record->checksums()[b] = checksum;
-      record->bitmap()[b / 64].fetch_or(uint64_t{1} << (b % 64), std::memory_order_release);
-      bytes_cached_.fetch_add(length);
     }
-    complete = IndexReader::blocks_present(*record, 0, record->block_count - 1);
+    // Under mutex_: recycle_blocks (which clears bits of partial files under
+    // it) never meets a file between its last bit and its complete state.
+    std::unique_lock lock(mutex_);
+    for (uint64_t b = first; b <= last && status.ok(); ++b) {
+      const uint64_t offset = b * config_.block_size;
+      record->checksums()[b] = checksums[b - first];
+      record->bitmap()[b / 64].fetch_or(uint64_t{1} << (b % 64), std::memory_order_release);
+      bytes_cached_.fetch_add(std::min(slot.size, offset + config_.block_size) - offset);
+    }
+    complete = status.ok() && IndexReader::blocks_present(*record, 0, record->block_count - 1);
     if (complete) {
       // Block writes moved the file's mtime: give it back the object's before
       // it is published (cp -p, rsync and make compare it).
@@ -307,6 +330,7 @@ void CacheManager::blocks_arrived(Mount& mount, const std::string& path, const I
       FileState next = complete ? FileState::complete : FileState::partial;
       if (v.state() != next) v.meta = SlotMeta::make(SlotKind::file, next, true, v.generation());
     });
+    lock.unlock();
     if (slot.state() == FileState::absent) note_cached(mount, path, slot_index, key);
   } else if (status.code() == ESTALE && record != nullptr) {
     // The object changed: its blocks are worthless, and the listing must be refreshed.

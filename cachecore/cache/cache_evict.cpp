@@ -7,7 +7,10 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
+#include <cerrno>
+#include <cstring>
 
 #include <cstdio>
 
@@ -45,6 +48,8 @@ void CacheManager::note_cached(Mount& mount, const std::string& path, uint64_t s
   if (cached_position_.count(key) != 0) return;
   cached_position_[key] = cached_.size();
   cached_.push_back(CachedFile{slot_index, key, &mount, path, ++fill_counter_});
+  recent_.push_back(key);
+  if (recent_.size() > kRecent) recent_.pop_front();
 }
 
 void CacheManager::rebuild_accounting() {
@@ -71,7 +76,7 @@ void CacheManager::register_cached_files(Mount& mount) {
   });
 }
 
-bool CacheManager::make_room(uint64_t bytes, std::string* why) {
+bool CacheManager::make_room(uint64_t bytes, std::string* why, const OwnBlocks* own) {
   // Space only: a fill writes into its placeholder and makes no inode (the
   // inode guard is inode_room(), for placeholders). Checking inodes here made
   // every fill on a file system short of inodes evict the whole cache, in
@@ -91,7 +96,9 @@ bool CacheManager::make_room(uint64_t bytes, std::string* why) {
       reserved_.fetch_add(bytes);
       return true;
     }
-    if (!evict_one()) {
+    if (evict_one(false)) continue;
+    if (own != nullptr && recycle_blocks(*own, bytes)) continue;
+    if (!evict_one(true)) {
       if (!disk && ::statvfs(layout_.root.c_str(), &fs) == 0 && fs.f_blocks > 0) {
         const double total = static_cast<double>(fs.f_blocks) * static_cast<double>(fs.f_frsize);
         const double free =
@@ -161,51 +168,83 @@ void CacheManager::enforce_capacity() {
   if (make_room(0)) release(0);
 }
 
-bool CacheManager::evict_one() {
+bool CacheManager::evict_one(bool resident) {
   CachedFile victim;
   bool found = false;
+  bool through = false;
   {
     std::lock_guard lock(mutex_);
-    // Thrashing (most misses are for files evicted earlier, as in shuffled
-    // epochs over a dataset larger than the cache): evict the newest arrival
-    // and keep the resident set, which then serves its share of every epoch.
-    // Otherwise least recently used.
-    const bool protect_resident = !config_.lru_only && rereference_ratio_ > 0.5;
-    uint32_t oldest = UINT32_MAX;
-    uint64_t newest = 0;
-    for (int sample = 0; sample < kSamples * 4 && !cached_.empty(); ++sample) {
-      evict_rng_ ^= evict_rng_ << 13;
-      evict_rng_ ^= evict_rng_ >> 7;
-      evict_rng_ ^= evict_rng_ << 17;
-      size_t pos = static_cast<size_t>(evict_rng_ % cached_.size());
-      const CachedFile& candidate = cached_[pos];
+    enum class Candidate { gone, busy, evictable };
+    auto check = [&](const CachedFile& candidate) {
       SlotSnapshot slot;
       bool live = index_->reader().read(candidate.slot, slot) == LookupResult::found && slot.key == candidate.key &&
                   slot.kind() == SlotKind::file &&
                   (slot.state() == FileState::complete || slot.state() == FileState::partial ||
                    slot.state() == FileState::unverified);
-      if (!live) {
-        // No longer holds data (replaced, removed): forget it.
-        cached_position_.erase(candidate.key);
-        cached_[pos] = std::move(cached_.back());
-        cached_.pop_back();
-        if (pos < cached_.size()) cached_position_[cached_[pos].key] = pos;
+      if (!live) return Candidate::gone;  // no longer holds data (replaced, removed)
+      // A file someone reads (pinned), or one being filled, stays.
+      if (pins_.count(candidate.key) != 0 || fill_waiters_.count(candidate.key) != 0) return Candidate::busy;
+      if (auto it = blocks_.find(candidate.key);
+          it != blocks_.end() && (!it->second.in_flight.empty() || !it->second.waiters.empty())) {
+        return Candidate::busy;
+      }
+      return Candidate::evictable;
+    };
+    auto forget = [&](size_t pos) {
+      cached_position_.erase(cached_[pos].key);
+      cached_[pos] = std::move(cached_.back());
+      cached_.pop_back();
+      if (pos < cached_.size()) cached_position_[cached_[pos].key] = pos;
+    };
+    // Thrashing (most misses are for files evicted earlier, as in shuffled
+    // epochs over a dataset larger than the cache): the newest arrivals are
+    // served through and the resident set stays, serving its share of every
+    // epoch; it yields only when nothing else can give room.
+    const bool protect_resident = !config_.lru_only && rereference_ratio_ > 0.5;
+    if (protect_resident) {
+      for (size_t i = recent_.size(); i-- > 0 && !found;) {
+        auto it = cached_position_.find(recent_[i]);
+        if (it == cached_position_.end()) {
+          recent_.erase(recent_.begin() + static_cast<std::ptrdiff_t>(i));
+          continue;
+        }
+        switch (check(cached_[it->second])) {
+          case Candidate::gone:
+            forget(it->second);
+            recent_.erase(recent_.begin() + static_cast<std::ptrdiff_t>(i));
+            break;
+          case Candidate::busy:
+            break;
+          case Candidate::evictable:
+            victim = cached_[it->second];
+            found = through = true;
+            recent_.erase(recent_.begin() + static_cast<std::ptrdiff_t>(i));
+            break;
+        }
+      }
+      if (!found && !resident) return false;
+    }
+    // Least recently used, sampled.
+    uint32_t oldest = UINT32_MAX;
+    for (int sample = 0; sample < kSamples * 4 && !cached_.empty() && !through; ++sample) {
+      evict_rng_ ^= evict_rng_ << 13;
+      evict_rng_ ^= evict_rng_ >> 7;
+      evict_rng_ ^= evict_rng_ << 17;
+      size_t pos = static_cast<size_t>(evict_rng_ % cached_.size());
+      const Candidate state = check(cached_[pos]);
+      if (state == Candidate::gone) {
+        forget(pos);
         continue;
       }
-      // A partial file someone reads, or one being filled, stays.
-      if (pins_.count(candidate.key) != 0) continue;
-      if (auto it = blocks_.find(candidate.key); it != blocks_.end() && (!it->second.in_flight.empty() || !it->second.waiters.empty())) {
-        continue;
-      }
-      if (fill_waiters_.count(candidate.key) != 0) continue;
+      if (state == Candidate::busy) continue;
+      const CachedFile& candidate = cached_[pos];
       uint32_t access = index_->reader().header().slots_offset != 0
                             ? reinterpret_cast<const IndexSlot*>(reinterpret_cast<const char*>(&index_->header()) +
                                                                  index_->header().slots_offset)[candidate.slot]
                                   .last_access.load(std::memory_order_relaxed)
                             : 0;
-      if (protect_resident ? candidate.filled > newest : access < oldest) {
+      if (access < oldest) {
         oldest = access;
-        newest = candidate.filled;
         victim = candidate;
         found = true;
       }
@@ -213,7 +252,101 @@ bool CacheManager::evict_one() {
     }
   }
   if (!found) return false;
-  evict(victim);
+  evict(victim, through);
+  return true;
+}
+
+uint32_t CacheManager::hold_clock() const {
+  return static_cast<uint32_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+void CacheManager::hold_blocks(const IndexKey& key, uint64_t first, uint64_t last, uint32_t seconds) {
+  SlotSnapshot slot;
+  if (index_->find(key, slot, nullptr) != LookupResult::found || !slot.blocks() ||
+      slot.state() == FileState::complete) {
+    return;
+  }
+  const BlockRecord* record = index_->reader().block_record(slot.aux);
+  if (record == nullptr || first > last) return;
+  const uint64_t count = record->block_count;
+  if (first >= count) return;
+  last = std::min(last, count - 1);
+  const uint32_t until = hold_clock() + seconds;
+  std::lock_guard lock(mutex_);
+  std::vector<uint32_t>& held = blocks_[key].held_until;
+  if (held.size() < count) held.resize(count, 0);
+  for (uint64_t b = first; b <= last; ++b) held[b] = std::max(held[b], until);
+}
+
+bool CacheManager::recycle_blocks(const OwnBlocks& own, uint64_t bytes) {
+  // Under mutex_ from the state check on: blocks_arrived completes a file
+  // (its last bits, then its state) under it too.
+  std::lock_guard lock(mutex_);
+  SlotSnapshot slot;
+  if (index_->reader().read(own.slot_index, slot) != LookupResult::found || !(slot.key == own.key) ||
+      !slot.blocks() || slot.state() != FileState::partial) {
+    return false;
+  }
+  BlockRecord* record = index_->block_record(slot.aux);
+  const uint64_t bs = config_.block_size;
+  if (record == nullptr || record->block_count != (slot.size + bs - 1) / bs) return false;
+  const uint64_t count = record->block_count;
+  const uint64_t want = std::max<uint64_t>(1, (bytes + bs - 1) / bs);
+  std::vector<uint64_t> drop;
+  uint64_t freed = 0;
+  auto it = blocks_.find(own.key);
+  // Punched through the fd fills write through, opened under this generation
+  // (never a path: the file at the path may be another one by now).
+  if (it == blocks_.end() || it->second.writer_fd < 0 || it->second.writer_generation != slot.generation()) {
+    return false;
+  }
+  BlockState& state = it->second;
+  const uint32_t now = hold_clock();
+  auto recyclable = [&](uint64_t b) {
+    if (b >= own.keep_first && b <= own.keep_last) return false;
+    if (!IndexReader::blocks_present(*record, b, b) || state.in_flight.count(b) != 0) return false;
+    if (b < state.held_until.size() && state.held_until[b] >= now) return false;
+    for (const BlockWaiter& w : state.waiters) {
+      if (b >= w.first && b <= w.last) return false;
+    }
+    return true;
+  };
+  // Farthest behind its readers first (a sequential reader's window slides),
+  // then from the end back.
+  for (uint64_t b = 0; b < std::min(own.keep_first, count) && drop.size() < want; ++b) {
+    if (recyclable(b)) drop.push_back(b);
+  }
+  for (uint64_t b = count; b-- > own.keep_last + 1 && drop.size() < want;) {
+    if (recyclable(b)) drop.push_back(b);
+  }
+  if (drop.empty()) return false;
+  std::sort(drop.begin(), drop.end());
+  // Bits first, then the count readers check after reading, then the bytes
+  // (index_layout.h, BlockRecord::recycles): a reader never keeps a hole.
+  for (uint64_t b : drop) record->bitmap()[b / 64].fetch_and(~(uint64_t{1} << (b % 64)), std::memory_order_release);
+  record->recycles.fetch_add(1, std::memory_order_seq_cst);
+  // Under mutex_: no fill of these blocks can start (and write) before the punch.
+  for (size_t i = 0; i < drop.size();) {
+    size_t j = i;
+    while (j + 1 < drop.size() && drop[j + 1] == drop[j] + 1) ++j;
+    const uint64_t offset = drop[i] * bs;
+    const uint64_t length = std::min(slot.size, (drop[j] + 1) * bs) - offset;
+    if (::fallocate(state.writer_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                    static_cast<off_t>(length)) != 0) {
+      // The bits are clear: the blocks are fetched again when read, over
+      // bytes still on disk (no space was freed).
+      static std::atomic<bool> logged{false};
+      if (!logged.exchange(true)) {
+        DSCACHE_LOG(warn, "%s/%s: cannot punch recycled blocks out of the file: %s", own.mount->config.prefix,
+                    own.path->c_str(), std::strerror(errno));
+      }
+    }
+    freed += length;
+    i = j + 1;
+  }
+  bytes_cached_.fetch_sub(std::min(freed, bytes_cached_.load()));
+  own.mount->stats->through_bytes.fetch_add(freed, std::memory_order_relaxed);
   return true;
 }
 
@@ -239,7 +372,7 @@ Status CacheManager::evict_file(uint64_t mount_id, const std::string& path) {
   return {};
 }
 
-void CacheManager::evict(const CachedFile& file) {
+void CacheManager::evict(const CachedFile& file, bool through) {
   SlotSnapshot slot;
   if (index_->reader().read(file.slot, slot) != LookupResult::found || !(slot.key == file.key)) return;
   BlockRecord* record = slot.blocks() ? index_->block_record(slot.aux) : nullptr;
@@ -273,6 +406,10 @@ void CacheManager::evict(const CachedFile& file) {
   bytes_cached_.fetch_sub(std::min(held, bytes_cached_.load()));
   file.mount->stats->evictions.fetch_add(1, std::memory_order_relaxed);
   file.mount->stats->bytes_evicted.fetch_add(held, std::memory_order_relaxed);
+  if (through) {
+    file.mount->stats->through_files.fetch_add(1, std::memory_order_relaxed);
+    file.mount->stats->through_bytes.fetch_add(held, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace dscache

@@ -1,4 +1,5 @@
 #include "cache/cache_manager.h"
+#include "common/disk_space.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -166,12 +167,21 @@ Result<std::unique_ptr<CacheManager>> CacheManager::open(const Config& config, c
     // Through the pool: the listener must never wait, and a fill from a
     // file:// store writes (raising events the listener answers) on the thread that starts it.
     self->pool_->post([self, mount_id, path, offset, length, sequential, done = std::move(done)] {
-      self->fetch_range(mount_id, path, offset, length, sequential, Priority::demand, done);
+      self->fetch_range(mount_id, path, offset, length, sequential, Priority::demand,
+                        [self, mount_id, path, offset, length, done](Status status) {
+                          if (status.ok()) self->hold_range(mount_id, path, offset, length, kGuardHoldSeconds);
+                          done(std::move(status));
+                        });
     });
   };
   auto guard = ContentGuard::start(layout, guard_options, std::move(hooks));
   if (!guard.ok()) return guard.status();
   cache->guard_ = std::move(*guard);
+  if (cache->guard_->on()) {
+    cache->index_->mutable_header().flags.fetch_or(kIndexFlagKernelGuard);
+  } else {
+    cache->index_->mutable_header().flags.fetch_and(~kIndexFlagKernelGuard);
+  }
   if (cache->guard_->on()) {
     cache->guard_partial_files();
     cache->guard_->take_over();
@@ -354,6 +364,12 @@ std::string CacheManager::status_text() const {
         << st.hits.load() << ", misses " << st.misses.load() << ", listings " << st.listings.load() << ", evictions "
         << st.evictions.load() << ", errors " << st.errors.load() << ", in flight " << st.fetches_in_flight.load()
         << "\n";
+    if (const uint64_t through = st.through_bytes.load(); through > 0) {
+      // A cache smaller than what is read: said here, not through errors.
+      out << "  served through " << human_bytes(through) << " (" << st.through_files.load()
+          << " files evicted first to keep the resident set, and blocks of files larger than the cache's room "
+             "recycled): the cache is smaller than what is read\n";
+    }
   }
   return out.str();
 }
@@ -368,7 +384,18 @@ bool CacheManager::range_present(uint64_t mount_id, const std::string& path, uin
   if (record == nullptr || record->block_count != (slot.size + bs - 1) / bs) return false;
   if (offset >= slot.size) return true;
   const uint64_t end = std::min(slot.size, offset + std::min(length, slot.size - offset));
-  return IndexReader::blocks_present(*record, offset / bs, (end - 1) / bs);
+  if (!IndexReader::blocks_present(*record, offset / bs, (end - 1) / bs)) return false;
+  // The guard lets the read through now, and the kernel copies the bytes
+  // after: not recycled under it (kGuardHoldSeconds).
+  hold_blocks(slot.key, offset / bs, (end - 1) / bs, kGuardHoldSeconds);
+  return true;
+}
+
+void CacheManager::hold_range(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length,
+                              uint32_t seconds) {
+  const uint64_t bs = config_.block_size;
+  if (length == 0) return;
+  hold_blocks(index_key(mount_id, path.data(), path.size()), offset / bs, (offset + length - 1) / bs, seconds);
 }
 
 void CacheManager::for_each_mirror_file(

@@ -74,6 +74,10 @@ class CacheManager {
   // size in the mirror (deleted or truncated behind the daemon's back): if it
   // is, it is made absent and fetched again; then as fetch_object.
   void refetch_damaged(uint64_t mount_id, const std::string& path, Priority priority, Reply reply);
+  // A range about to be read where the shim cannot check it after the read
+  // (POSIX aio, the kernel guard's reads): its blocks are not recycled for
+  // `seconds` (a file larger than the cache's room recycles its own blocks).
+  void hold_range(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length, uint32_t seconds);
 
   // A partial file pinned by a client is never evicted; a client that goes
   // away releases its pins.
@@ -127,6 +131,19 @@ class CacheManager {
     int writer_fd = -1;            // the mirror file, open for block writes
     uint32_t queued_runs = 0;      // this file's runs waiting in bulk_queue_
     uint32_t writer_generation = 0;  // the slot generation writer_fd was opened under
+    // Per block: the daemon second (hold_clock()) until which a read the
+    // kernel guard let through, or an aio read, may still be copying it; a
+    // held block is not recycled. Empty until the first hold.
+    std::vector<uint32_t> held_until;
+  };
+  // A block fill's own file, whose blocks outside [keep_first, keep_last]
+  // may be recycled when nothing else gives room (make_room).
+  struct OwnBlocks {
+    Mount* mount = nullptr;
+    const std::string* path = nullptr;
+    IndexKey key;
+    uint64_t slot_index = 0;
+    uint64_t keep_first = 0, keep_last = 0;
   };
 
   CacheManager(const Config& config, Options options);
@@ -170,6 +187,11 @@ class CacheManager {
   void verify_then_serve(Mount& mount, const std::string& path, const IndexKey& key, Priority priority);
 
   // cache_blocks.cpp
+  // Blocks [first, last] of a file are being read past the shim's seqlock
+  // (a read the kernel guard allowed, an aio read): not recycled for `seconds`.
+  void hold_blocks(const IndexKey& key, uint64_t first, uint64_t last, uint32_t seconds);
+  static constexpr uint32_t kGuardHoldSeconds = 1;
+  uint32_t hold_clock() const;
   void request_blocks(Mount& mount, const std::string& path, uint64_t slot_index, const SlotSnapshot& slot,
                       uint64_t first, uint64_t last, uint64_t readahead_last, Priority priority, Reply reply);
   // `bulk`: a background run counted against DSCACHE_FILL_STREAMS; its end
@@ -200,7 +222,15 @@ class CacheManager {
   // (so that concurrent fills cannot overshoot together); false if nothing
   // more can be evicted, with `why` saying which limit (DSCACHE_CACHE_SIZE, or
   // the file system's space). release() returns a reservation when its fill ends.
-  bool make_room(uint64_t bytes, std::string* why = nullptr);
+  // The order room is made in: files served through (the newest arrivals,
+  // while the auto policy keeps the resident set) or least recently used
+  // ones; then `own`'s blocks (a file larger than the room recycles its own,
+  // farthest behind its readers first); then, when the policy kept the
+  // resident set, it yields; then the fill goes beyond DSCACHE_CACHE_SIZE
+  // (never beyond the disk's guard).
+  bool make_room(uint64_t bytes, std::string* why = nullptr, const OwnBlocks* own = nullptr);
+  // Drops up to `bytes` of `own`'s present blocks; false if none could go.
+  bool recycle_blocks(const OwnBlocks& own, uint64_t bytes);
   // The inode guard, for a new placeholder (fills write into existing ones
   // and need none): OK while more than DSCACHE_FREE_SPACE_RATIO of the file
   // system's inodes stay free, else ENOSPC "no free inodes on <file system>".
@@ -211,8 +241,11 @@ class CacheManager {
   // the guard evicts in the background.
   Status no_space(const std::string& what, const Status& failure);
   void release(uint64_t bytes) { reserved_.fetch_sub(bytes); }
-  bool evict_one();
-  void evict(const CachedFile& file);
+  // `resident`: while the auto policy keeps the resident set, may it yield
+  // (evict a resident file) if no file served through can go?
+  bool evict_one(bool resident = true);
+  // `through`: a file served through (counted as such in the stats).
+  void evict(const CachedFile& file, bool through = false);
   void rebuild_accounting();
   void register_cached_files(Mount& mount);
 
@@ -270,6 +303,10 @@ class CacheManager {
   std::unordered_map<IndexKey, std::multiset<uint64_t>, IndexKeyHash> pins_;
   // Files holding data, for sampled LRU eviction (the index has no paths).
   std::vector<CachedFile> cached_;
+  // The latest arrivals, newest at the back (at most kRecent): while the
+  // cache keeps its resident set, these are served through (evicted first).
+  static constexpr size_t kRecent = 1024;
+  std::deque<IndexKey> recent_;
   std::unordered_map<IndexKey, size_t, IndexKeyHash> cached_position_;
   uint64_t evict_rng_ = 0x9E3779B97F4A7C15ull;
   uint64_t fill_counter_ = 0;

@@ -266,6 +266,13 @@ void Server::dispatch(Connection& c, const ipc::MessageHeader& header, const cha
       return cache_->fetch_object(request.mount_id, path, priority, reply);
     }
     case ipc::MessageType::fetch_range:
+      if ((request.flags & ipc::kFlagHold) != 0) {
+        reply = [this, reply, mount = request.mount_id, path, offset = request.offset,
+                 length = request.length](Status s) {
+          if (s.ok()) cache_->hold_range(mount, path, offset, length, ipc::kAioHoldSeconds);
+          reply(std::move(s));
+        };
+      }
       return cache_->fetch_range(request.mount_id, path, request.offset, request.length,
                                  (request.flags & ipc::kFlagSequential) != 0, priority, reply);
     case ipc::MessageType::complete_file: return cache_->complete_file(request.mount_id, path, priority, reply);

@@ -40,7 +40,11 @@ inline constexpr uint64_t kIndexMagic = 0x3130584449435344ull;  // "DSCIDX01"
 // block size): processes that still map it stop trusting it, whatever their
 // version, and open the new one.
 inline constexpr uint64_t kIndexRetiredMagic = 0x4452524944435344ull;  // "DSCIDRRD"
-inline constexpr uint32_t kIndexVersion = 2;
+inline constexpr uint32_t kIndexVersion = 3;
+// IndexHeader::flags: the daemon guards partial files in the kernel
+// (fanotify pre-content): reads no hook sees (stdio's) find no hole there,
+// so a file opened with fopen need not be completed first.
+inline constexpr uint64_t kIndexFlagKernelGuard = 1;
 inline constexpr size_t kIndexHeaderSize = 4096;
 
 enum class SlotKind : uint8_t {
@@ -129,12 +133,14 @@ struct IndexHeaderFields {
   // second); 0 before a daemon that writes it ran. Clients waiting on a reply
   // tell a hung daemon from a slow one by it. (Was reserved, zero: no version change.)
   std::atomic<int64_t> heartbeat_ns;
+  // kIndexFlag* bits the running daemon sets.
+  std::atomic<uint64_t> flags;
 };
 
 struct IndexHeader : IndexHeaderFields {
   uint8_t reserved[kIndexHeaderSize - sizeof(IndexHeaderFields)];
 };
-static_assert(sizeof(IndexHeaderFields) == 232);
+static_assert(sizeof(IndexHeaderFields) == 240);
 static_assert(sizeof(IndexHeader) == kIndexHeaderSize);
 
 // Counters for one mount (or the whole node, in StatsBlock::total). Written
@@ -157,7 +163,12 @@ struct alignas(64) MountStats {
   std::atomic<uint64_t> fetch_latency[kLatencyBuckets];
   std::atomic<uint64_t> wait_ns;         // time programs spent waiting on the daemon (the shim adds it)
   std::atomic<uint64_t> capacity_bytes;  // total only: the cache's capacity (0: bounded by free space)
-  uint8_t reserved[16];
+  // Served through: files fetched for a reader and evicted first, to keep
+  // the resident set (DSCACHE_EVICTION=auto, while thrashing), and blocks a
+  // file larger than the cache's room recycled. A cache smaller than what
+  // is read shows here. (Were reserved, zero.)
+  std::atomic<uint64_t> through_files;
+  std::atomic<uint64_t> through_bytes;
 };
 static_assert(sizeof(MountStats) == 320);
 
@@ -177,7 +188,13 @@ struct BlockRecord {
   uint32_t block_count;     // blocks of the current object
   uint32_t etag_length;
   uint64_t block_size;
-  char etag[96];  // the full ETag, for If-Match on ranged fills
+  // Bumped by the daemon each time it drops blocks it had filled (a file
+  // larger than the cache's room recycles its own blocks) *after* clearing
+  // their bits and *before* punching them out. A reader that read a range
+  // under one value and sees another after the read may have read a punched
+  // hole, and reads again (a seqlock; see shim/partial_files.cpp).
+  std::atomic<uint64_t> recycles;
+  char etag[88];  // the full ETag, for If-Match on ranged fills
   std::atomic<uint64_t>* bitmap() { return reinterpret_cast<std::atomic<uint64_t>*>(this + 1); }
   const std::atomic<uint64_t>* bitmap() const { return reinterpret_cast<const std::atomic<uint64_t>*>(this + 1); }
   uint32_t* checksums() { return reinterpret_cast<uint32_t*>(bitmap() + words(block_capacity)); }

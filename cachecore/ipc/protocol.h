@@ -45,6 +45,9 @@ inline constexpr uint32_t kFlagSequential = 1;  // fetch_range: the reader is st
 inline constexpr uint32_t kFlagBackground = 2;  // warmup traffic: behind demand requests
 inline constexpr uint32_t kFlagRepair = 4;      // verify: make what is bad absent (fetched again on use);
                                                 // fetch_object: the reader found the complete file damaged
+inline constexpr uint32_t kFlagHold = 8;        // fetch_range: read where the shim cannot check it afterwards
+                                                // (POSIX aio): its blocks are not recycled for kAioHoldSeconds
+inline constexpr uint32_t kAioHoldSeconds = 30;
 
 struct RequestBody {
   uint64_t mount_id;

@@ -10,7 +10,6 @@ where mount is not permitted).
     disk_test.py LIBDSCACHE DSCACHE_BINARY WORKDIR [TEST...]
 (environment from tests/integration/with-s3.sh; data from populate.py)
 """
-import contextlib
 import errno
 import os
 import signal
@@ -27,7 +26,7 @@ PY = "/usr/bin/python3"
 STALE = "2020-01-01 00:00:00 dscache[1]: info: stopped (an older daemon's last line)\n"
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runner import Skip, dscache_lines, run_tests, shim_env, stop_daemon  # noqa: E402
+from runner import dscache_lines, run_tests, shim_env, stop_daemon, tmpfs_cache  # noqa: E402
 
 
 def env(cache, **extra):
@@ -45,27 +44,8 @@ def py(cache, code, **extra):
     return r.returncode, r.stdout, r.stderr
 
 
-@contextlib.contextmanager
 def tmpfs(name, options):
-    """A tmpfs mounted at WORK/name (mode 0700), with the cache directory `c` in it."""
-    mnt = os.path.join(WORK, name)
-    os.makedirs(mnt, exist_ok=True)
-    subprocess.run(["umount", mnt], capture_output=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options + ",mode=0700", "tmpfs", mnt], capture_output=True,
-                       text=True)
-    if r.returncode != 0:
-        raise Skip("cannot mount a tmpfs here (%s): these cases need root or CAP_SYS_ADMIN"
-                   % (r.stderr.strip() or r.returncode))
-    cache = os.path.join(mnt, "c")
-    try:
-        os.mkdir(cache, 0o700)
-        yield mnt, cache
-    finally:
-        stop(cache)
-        for _ in range(50):
-            if subprocess.run(["umount", mnt], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.2)
+    return tmpfs_cache(DSCACHE, WORK, name, options)
 
 
 def fill_up(mnt, leave=0):

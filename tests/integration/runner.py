@@ -1,6 +1,7 @@
 """Runs a test file's cases in order (shared by the integration tests): one
 "ok"/"skip"/"FAIL" line each, tracebacks for failures, then the plain closing
 line "N passed, N failed"."""
+import contextlib
 import os
 import subprocess
 import time
@@ -71,3 +72,27 @@ def s3_client():
 def object_bytes(key):
     """The bytes of the test bucket's object `key`, straight from the store."""
     return s3_client().get_object(Bucket=os.environ["DSCACHE_TEST_S3_BUCKET"], Key=key)["Body"].read()
+
+
+@contextlib.contextmanager
+def tmpfs_cache(dscache, work, name, options):
+    """A tmpfs mounted at WORK/name (mode 0700), with the cache directory `c` in
+    it: yields (mount point, cache). Root only: Skip where mount is refused."""
+    mnt = os.path.join(work, name)
+    os.makedirs(mnt, exist_ok=True)
+    subprocess.run(["umount", mnt], capture_output=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options + ",mode=0700", "tmpfs", mnt], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        raise Skip("cannot mount a tmpfs here (%s): these cases need root or CAP_SYS_ADMIN"
+                   % (r.stderr.strip() or r.returncode))
+    cache = os.path.join(mnt, "c")
+    try:
+        os.mkdir(cache, 0o700)
+        yield mnt, cache
+    finally:
+        stop_daemon(dscache, cache)
+        for _ in range(50):
+            if subprocess.run(["umount", mnt], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.2)

@@ -5,6 +5,7 @@
 // mixed with old bytes.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -120,6 +121,32 @@ void CacheManager::request_blocks(Mount& mount, const std::string& path, uint64_
     return;
   }
 
+  if (first == 0 && last + 1 >= record->block_count) {
+    // The whole file at once (mmap, sendfile, stdio without the kernel
+    // guard, warmup): nothing of its own can be recycled, so it must fit in
+    // the file system beside what could be evicted. Refused now, before its
+    // runs reserve the room and fetch bytes that would be thrown away (and
+    // starve other readers' fills meanwhile).
+    uint64_t missing = 0, held = 0;
+    for (uint64_t b = 0; b < record->block_count; ++b) {
+      const uint64_t length = std::min(slot.size, (b + 1) * config_.block_size) - b * config_.block_size;
+      (IndexReader::blocks_present(*record, b, b) ? held : missing) += length;
+    }
+    struct statvfs fs {};
+    if (missing > 0 && ::statvfs(layout_.root.c_str(), &fs) == 0 && fs.f_blocks > 0) {
+      const double total = static_cast<double>(fs.f_blocks) * static_cast<double>(fs.f_frsize);
+      const double room = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize) -
+                          config_.free_space_ratio * total - static_cast<double>(reserved_.load()) +
+                          static_cast<double>(bytes_cached_.load() - std::min(held, bytes_cached_.load()));
+      if (static_cast<double>(missing) > room) {
+        return reply(Status::error(
+            ENOSPC, whole_file_message(mount, path, slot.size) + ": " + human_bytes(missing) + " more is needed and " +
+                        describe_file_system(layout_.root) + " has room for " +
+                        human_bytes(static_cast<uint64_t>(std::max(0.0, room))) +
+                        " with all else evicted (DSCACHE_FREE_SPACE_RATIO keeps a share free)"));
+      }
+    }
+  }
   // Runs to start now: (first, last, counted against the bulk budget).
   std::vector<std::tuple<uint64_t, uint64_t, bool>> start;
   bool ready = false;
@@ -170,6 +197,12 @@ void CacheManager::request_blocks(Mount& mount, const std::string& path, uint64_
   index_->reader().touch(slot_index, index_->now_access_stamp());
   if (ready) reply({});
   for (auto [a, b, bulk] : start) fetch_block_run(mount, path, key, slot_index, a, b, priority, bulk);
+}
+
+std::string CacheManager::whole_file_message(const Mount& mount, const std::string& path, uint64_t size) const {
+  return mount.config.prefix + std::string("/") + path + " (" + human_bytes(size) +
+         ") is needed whole at once (mmap, sendfile, stdio without the kernel guard, a program run from it), and "
+         "that does not fit";
 }
 
 void CacheManager::bulk_run_done() {
@@ -225,12 +258,8 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
       std::lock_guard lock(mutex_);
       for (const BlockWaiter& w : blocks_[key].waiters) whole |= w.first == 0 && w.last + 1 >= record->block_count;
     }
-    std::string what = mount.config.prefix + std::string("/") + path;
-    if (whole) {
-      what += " (" + human_bytes(slot.size) +
-              ") is needed whole at once (mmap, sendfile, stdio without the kernel guard, a program run from it), "
-              "and that does not fit";
-    }
+    const std::string what =
+        whole ? whole_file_message(mount, path, slot.size) : mount.config.prefix + std::string("/") + path;
     blocks_arrived(mount, path, key, slot_index, first, last, generation, Status::error(ENOSPC, what + ": " + why),
                    {});
     if (bulk) pool_->post([this] { bulk_run_done(); }, true);

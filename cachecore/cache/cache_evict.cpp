@@ -98,7 +98,8 @@ bool CacheManager::make_room(uint64_t bytes, std::string* why, const OwnBlocks* 
     }
     if (evict_one(false)) continue;
     if (own != nullptr && recycle_blocks(*own, bytes)) continue;
-    if (!evict_one(true)) {
+    if (evict_one(true)) continue;
+    if (!recycle_other_files(bytes)) {
       if (!disk && ::statvfs(layout_.root.c_str(), &fs) == 0 && fs.f_blocks > 0) {
         const double total = static_cast<double>(fs.f_blocks) * static_cast<double>(fs.f_frsize);
         const double free =
@@ -277,6 +278,39 @@ void CacheManager::hold_blocks(const IndexKey& key, uint64_t first, uint64_t las
   std::vector<uint32_t>& held = blocks_[key].held_until;
   if (held.size() < count) held.resize(count, 0);
   for (uint64_t b = first; b <= last; ++b) held[b] = std::max(held[b], until);
+}
+
+bool CacheManager::recycle_other_files(uint64_t bytes) {
+  struct Candidate {
+    Mount* mount;
+    std::string path;
+    IndexKey key;
+    uint64_t slot, keep_first, keep_last;
+  };
+  std::vector<Candidate> candidates;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, state] : blocks_) {
+      if (state.writer_fd < 0) continue;
+      auto it = cached_position_.find(key);
+      if (it == cached_position_.end()) continue;
+      const CachedFile& file = cached_[it->second];
+      const uint64_t bs = config_.block_size;
+      // A sequential reader keeps the block it is in and its window ahead;
+      // without one, every block may go (farthest from the start last).
+      Candidate c{file.mount, file.path, key, file.slot, UINT64_MAX, UINT64_MAX - 1};
+      if (state.readahead_end >= bs) {
+        c.keep_first = state.readahead_end / bs - 1;
+        c.keep_last = (state.readahead_end + state.window) / bs;
+      }
+      candidates.push_back(std::move(c));
+    }
+  }
+  for (const Candidate& c : candidates) {
+    const OwnBlocks other{c.mount, &c.path, c.key, c.slot, c.keep_first, c.keep_last};
+    if (recycle_blocks(other, bytes)) return true;
+  }
+  return false;
 }
 
 bool CacheManager::recycle_blocks(const OwnBlocks& own, uint64_t bytes) {

@@ -199,6 +199,8 @@ class CacheManager {
   void fetch_block_run(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
                        uint64_t first, uint64_t last, Priority priority, bool bulk);
   void bulk_run_done();
+  // "<file> (<size>) is needed whole at once (...), and that does not fit".
+  std::string whole_file_message(const Mount& mount, const std::string& path, uint64_t size) const;
   // `sums`: the blocks' checksums if the fetch computed them on the way.
   void blocks_arrived(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
                       uint64_t first, uint64_t last, uint32_t generation, Status status,
@@ -226,11 +228,15 @@ class CacheManager {
   // while the auto policy keeps the resident set) or least recently used
   // ones; then `own`'s blocks (a file larger than the room recycles its own,
   // farthest behind its readers first); then, when the policy kept the
-  // resident set, it yields; then the fill goes beyond DSCACHE_CACHE_SIZE
-  // (never beyond the disk's guard).
+  // resident set, it yields; then other large files' blocks outside their
+  // readers' windows; then the fill goes beyond DSCACHE_CACHE_SIZE (never
+  // beyond the disk's guard).
   bool make_room(uint64_t bytes, std::string* why = nullptr, const OwnBlocks* own = nullptr);
   // Drops up to `bytes` of `own`'s present blocks; false if none could go.
   bool recycle_blocks(const OwnBlocks& own, uint64_t bytes);
+  // Another fill's last resort before going beyond the capacity: blocks of
+  // large files being filled, outside their sequential readers' windows.
+  bool recycle_other_files(uint64_t bytes);
   // The inode guard, for a new placeholder (fills write into existing ones
   // and need none): OK while more than DSCACHE_FREE_SPACE_RATIO of the file
   // system's inodes stay free, else ENOSPC "no free inodes on <file system>".

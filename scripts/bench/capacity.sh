@@ -155,7 +155,7 @@ echo "Shuffled epochs, 4 reader processes, $SMALL_COUNT x 100 KiB ($((data_bytes
 echo "boto3 straight from the store (no cache, every epoch): $boto files/s."
 echo
 printf '| cache | policy |'; for e in $(seq 1 "$EPOCHS"); do printf ' epoch %d files/s (hit ratio) |' "$e"; done
-printf ' last epoch / boto3 |\n|---|---|'; for e in $(seq 1 "$EPOCHS"); do printf '---|'; done; printf '---|\n'
+printf ' last epoch / boto3 |\n%s' '|---|---|'; for e in $(seq 1 "$EPOCHS"); do printf '%s' '---|'; done; printf '%s\n' '---|'
 for frac in 2 4; do
   for policy in auto lru; do
     printf '| 1/%d of the data | %s |' "$frac" "$policy"

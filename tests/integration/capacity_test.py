@@ -321,6 +321,27 @@ def test_warmup_of_a_tree_larger_than_the_cache():
     assert out["ok"] == len(truth) and not out["wrong"] and not out["errors"], out
 
 
+HOLDER = r"""
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+for _ in range(40):
+    os.read(fd, 1 << 20)
+print("holding", flush=True)
+time.sleep(8)
+"""
+
+MD5_FILES = r"""
+import hashlib, json, sys
+out = {}
+for n in json.loads(sys.argv[1]):
+    try:
+        out[n] = hashlib.md5(open('/data/t/' + n, 'rb').read()).hexdigest()
+    except OSError as e:
+        out[n] = str(e)
+print(json.dumps(out))
+"""
+
+
 SLICE_READER = r"""
 import json, os, random, sys
 name, size, seed, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -409,7 +430,7 @@ def test_a_file_larger_than_the_disk():
     # 80 MiB shard is read sequentially by recycling its blocks (before:
     # ENOSPC, "no space left on ..."); mmap, which needs the whole file at
     # once, gets ENOSPC and one line naming the file's size.
-    tree_truth()
+    truth = tree_truth()
     with tmpfs_cache(DSCACHE, WORK, "small-disk", "size=48m") as (_, cache):
         e = tree_env(cache, "s3", DSCACHE_BLOCK_SIZE="1M")
         r = subprocess.run([PY, "-c", SEQUENTIAL_MD5, "/data/t/" + SHARD], env=e, capture_output=True, text=True,
@@ -424,6 +445,20 @@ def test_a_file_larger_than_the_disk():
         s = subprocess.run(["md5sum", "/data/t/" + SHARD], env=e, capture_output=True, text=True, timeout=300)
         print("  a sequential read exact through a 48 MB file system; mmap: errno %s, %s; md5sum: rc %d, %s" % (
             m.stdout.strip(), lines, s.returncode, s.stderr.strip().splitlines()[:1]))
+        # A reader holds the shard open half read (its blocks fill most of the
+        # file system) while another reads the medium files: their fills take
+        # the room of blocks the first reader has passed.
+        holder = subprocess.Popen([PY, "-c", HOLDER, "/data/t/" + SHARD], env=e, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "holding", holder.communicate(timeout=60)[1]
+        mediums = sorted(n for n in truth if n.startswith("medium/"))
+        b = subprocess.run([PY, "-c", MD5_FILES, json.dumps(mediums)], env=e, capture_output=True, text=True,
+                           timeout=300)
+        holder.communicate(timeout=60)
+        got = json.loads(b.stdout or "{}")
+        print("  a reader holding the shard half read, another reads 6 medium files: %s" % (
+            "all exact" if all(got.get(n) == truth[n] for n in mediums) else got))
+        assert all(got.get(n) == truth[n] for n in mediums), (got, b.stderr)
         assert m.stdout.strip() == "28", (m.stdout, m.stderr)  # ENOSPC
         assert any("80.0M" in x and "needed whole" in x for x in lines), lines
         assert s.returncode != 0 and "needed whole" in s.stderr, s.stderr

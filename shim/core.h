@@ -82,16 +82,20 @@ inline constexpr uint64_t kNoRecycleCheck = ~uint64_t{0};
 int ensure_readable(int fd, uint64_t offset, uint64_t length, uint64_t* recycles = nullptr);
 // Makes [offset, offset + length) readable for a read the shim cannot check
 // afterwards (POSIX aio): the daemon also keeps its blocks from being
-// recycled for a while (ipc::kAioHoldSeconds). 0 or -errno.
+// recycled for a while (ipc::kAioHoldMs). 0 or -errno.
 int ensure_readable_held(int fd, uint64_t offset, uint64_t length);
 // A read of a partial fd at `offset` (pread, preadv): makes the range present,
-// calls do_read, and calls it again if the daemon recycled blocks meanwhile
-// (the read may have met a punched hole). do_read's result (-1 with errno set
-// on failure). For an fd that is not partial: do_read.
-ssize_t read_range(int fd, uint64_t offset, uint64_t length, ssize_t (*do_read)(int fd, void* context), void* context);
-// A read at the fd's current offset (read, readv): as read_range, one thread
-// at a time per partial fd (the offset moves back before a read again).
-ssize_t read_at_offset(int fd, uint64_t length, ssize_t (*do_read)(int fd, void* context), void* context);
+// calls do_read (a positioned read at `offset`), and calls it again if the
+// daemon recycled blocks meanwhile (the read may have met a punched hole).
+// do_read's result (-1 with errno set on failure). For an fd that is not
+// partial: do_read.
+ssize_t read_range(int fd, uint64_t offset, uint64_t length,
+                   ssize_t (*do_read)(int fd, void* context, off_t offset), void* context);
+// A read at the fd's current offset (read, readv): as read_range at that
+// offset, which then moves past what was read; one thread at a time per
+// partial fd.
+ssize_t read_at_offset(int fd, uint64_t length, ssize_t (*do_read)(int fd, void* context, off_t offset),
+                       void* context);
 // Makes the whole file present; the fd then leaves the partial table. 0 or -errno.
 int complete_fd(int fd);
 // Before running another program (exec, spawn, system, popen), whose reads

@@ -70,11 +70,20 @@ FILE* fopen_path(const char* path, const char* mode, FILE* (*real)(const char*, 
   // complete, unless the daemon's kernel guard fills what they read (then a
   // file larger than the cache streams through it, as through read()).
   int flags = O_RDONLY | (std::strchr(mode, 'e') != nullptr ? O_CLOEXEC : 0);
-  int fd = open_mapped(t, flags, 0, !kernel_guard_on());
+  int fd = open_mapped(t, flags, 0, false);
   if (fd < 0) return errno = -fd, nullptr;
+  // Asked after the open: a first open starts the daemon and maps the index.
+  if (!kernel_guard_on()) {
+    if (int rc = complete_fd(fd); rc != 0) {
+      forget_fd(fd);
+      REAL(close)(fd);
+      return errno = -rc, nullptr;
+    }
+  }
   FILE* f = REAL(fdopen)(fd, mode);
   if (f == nullptr) {
     int err = errno;
+    forget_fd(fd);
     REAL(close)(fd);
     errno = err;
   }

@@ -25,7 +25,6 @@ struct PositionedRead {
   size_t count;
   const struct iovec* iov;
   int iovcnt;
-  int64_t offset;
   int flags;
 };
 
@@ -46,10 +45,10 @@ extern "C" {
 
 __attribute__((visibility("default"))) ssize_t read(int fd, void* buf, size_t count) {
   if (!is_partial(fd)) return REAL(read)(fd, buf, count);
-  PositionedRead args{buf, count, nullptr, 0, 0, 0};
-  return read_at_offset(fd, count, [](int f, void* a) {
+  PositionedRead args{buf, count, nullptr, 0, 0};
+  return read_at_offset(fd, count, [](int f, void* a, off_t at) {
     auto* x = static_cast<PositionedRead*>(a);
-    return REAL(read)(f, x->buf, x->count);
+    return REAL(pread)(f, x->buf, x->count, at);
   }, &args);
 }
 __attribute__((visibility("default"))) ssize_t __read_chk(int fd, void* buf, size_t count, size_t buflen) {
@@ -58,18 +57,18 @@ __attribute__((visibility("default"))) ssize_t __read_chk(int fd, void* buf, siz
 }
 __attribute__((visibility("default"))) ssize_t pread(int fd, void* buf, size_t count, off_t offset) {
   if (!is_partial(fd)) return REAL(pread)(fd, buf, count, offset);
-  PositionedRead args{buf, count, nullptr, 0, offset, 0};
-  return read_range(fd, static_cast<uint64_t>(offset), count, [](int f, void* a) {
+  PositionedRead args{buf, count, nullptr, 0, 0};
+  return read_range(fd, static_cast<uint64_t>(offset), count, [](int f, void* a, off_t at) {
     auto* x = static_cast<PositionedRead*>(a);
-    return REAL(pread)(f, x->buf, x->count, x->offset);
+    return REAL(pread)(f, x->buf, x->count, at);
   }, &args);
 }
 __attribute__((visibility("default"))) ssize_t pread64(int fd, void* buf, size_t count, off64_t offset) {
   if (!is_partial(fd)) return REAL(pread64)(fd, buf, count, offset);
-  PositionedRead args{buf, count, nullptr, 0, offset, 0};
-  return read_range(fd, static_cast<uint64_t>(offset), count, [](int f, void* a) {
+  PositionedRead args{buf, count, nullptr, 0, 0};
+  return read_range(fd, static_cast<uint64_t>(offset), count, [](int f, void* a, off_t at) {
     auto* x = static_cast<PositionedRead*>(a);
-    return REAL(pread64)(f, x->buf, x->count, x->offset);
+    return REAL(pread64)(f, x->buf, x->count, at);
   }, &args);
 }
 __attribute__((visibility("default"))) ssize_t __pread_chk(int fd, void* buf, size_t count, off_t offset,
@@ -84,35 +83,35 @@ __attribute__((visibility("default"))) ssize_t __pread64_chk(int fd, void* buf, 
 }
 __attribute__((visibility("default"))) ssize_t readv(int fd, const struct iovec* iov, int iovcnt) {
   if (!is_partial(fd)) return REAL(readv)(fd, iov, iovcnt);
-  PositionedRead args{nullptr, 0, iov, iovcnt, 0, 0};
-  return read_at_offset(fd, iov_length(iov, iovcnt), [](int f, void* a) {
+  PositionedRead args{nullptr, 0, iov, iovcnt, 0};
+  return read_at_offset(fd, iov_length(iov, iovcnt), [](int f, void* a, off_t at) {
     auto* x = static_cast<PositionedRead*>(a);
-    return REAL(readv)(f, x->iov, x->iovcnt);
+    return REAL(preadv)(f, x->iov, x->iovcnt, at);
   }, &args);
 }
 __attribute__((visibility("default"))) ssize_t preadv(int fd, const struct iovec* iov, int iovcnt, off_t offset) {
   if (!is_partial(fd)) return REAL(preadv)(fd, iov, iovcnt, offset);
-  PositionedRead args{nullptr, 0, iov, iovcnt, offset, 0};
-  return read_range(fd, static_cast<uint64_t>(offset), iov_length(iov, iovcnt), [](int f, void* a) {
+  PositionedRead args{nullptr, 0, iov, iovcnt, 0};
+  return read_range(fd, static_cast<uint64_t>(offset), iov_length(iov, iovcnt), [](int f, void* a, off_t at) {
     auto* x = static_cast<PositionedRead*>(a);
-    return REAL(preadv)(f, x->iov, x->iovcnt, x->offset);
+    return REAL(preadv)(f, x->iov, x->iovcnt, at);
   }, &args);
 }
 __attribute__((visibility("default"))) ssize_t preadv64(int fd, const struct iovec* iov, int iovcnt, off64_t offset) {
   if (!is_partial(fd)) return REAL(preadv64)(fd, iov, iovcnt, offset);
-  PositionedRead args{nullptr, 0, iov, iovcnt, offset, 0};
-  return read_range(fd, static_cast<uint64_t>(offset), iov_length(iov, iovcnt), [](int f, void* a) {
+  PositionedRead args{nullptr, 0, iov, iovcnt, 0};
+  return read_range(fd, static_cast<uint64_t>(offset), iov_length(iov, iovcnt), [](int f, void* a, off_t at) {
     auto* x = static_cast<PositionedRead*>(a);
-    return REAL(preadv64)(f, x->iov, x->iovcnt, x->offset);
+    return REAL(preadv64)(f, x->iov, x->iovcnt, at);
   }, &args);
 }
 __attribute__((visibility("default"))) ssize_t preadv2(int fd, const struct iovec* iov, int iovcnt, off_t offset,
                                                        int flags) {
   if (!is_partial(fd)) return REAL(preadv2)(fd, iov, iovcnt, offset, flags);
-  PositionedRead args{nullptr, 0, iov, iovcnt, offset, flags};
-  auto call = [](int f, void* a) {
+  PositionedRead args{nullptr, 0, iov, iovcnt, flags};
+  auto call = [](int f, void* a, off_t at) {
     auto* x = static_cast<PositionedRead*>(a);
-    return REAL(preadv2)(f, x->iov, x->iovcnt, x->offset, x->flags);
+    return REAL(preadv2)(f, x->iov, x->iovcnt, at, x->flags);
   };
   // Offset -1: at (and moving) the fd's offset, as readv.
   if (offset == -1) return read_at_offset(fd, iov_length(iov, iovcnt), call, &args);
@@ -121,10 +120,10 @@ __attribute__((visibility("default"))) ssize_t preadv2(int fd, const struct iove
 __attribute__((visibility("default"))) ssize_t preadv64v2(int fd, const struct iovec* iov, int iovcnt,
                                                           off64_t offset, int flags) {
   if (!is_partial(fd)) return REAL(preadv64v2)(fd, iov, iovcnt, offset, flags);
-  PositionedRead args{nullptr, 0, iov, iovcnt, offset, flags};
-  auto call = [](int f, void* a) {
+  PositionedRead args{nullptr, 0, iov, iovcnt, flags};
+  auto call = [](int f, void* a, off_t at) {
     auto* x = static_cast<PositionedRead*>(a);
-    return REAL(preadv64v2)(f, x->iov, x->iovcnt, x->offset, x->flags);
+    return REAL(preadv64v2)(f, x->iov, x->iovcnt, at, x->flags);
   };
   if (offset == -1) return read_at_offset(fd, iov_length(iov, iovcnt), call, &args);
   return read_range(fd, static_cast<uint64_t>(offset), iov_length(iov, iovcnt), call, &args);

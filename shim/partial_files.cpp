@@ -7,6 +7,12 @@
 //   AND the slot's generation, read again after the bitmap, is the one the fd
 //   was opened under: an eviction in between (which bumps the generation
 //   before it replaces the file) sends the check round again.
+// * A read is made at the offset that was checked (read and readv become
+//   pread and preadv, then move the offset), and made again when the file's
+//   recycle count moved while it ran (the daemon punched blocks out of a
+//   file larger than the cache's room: BlockRecord::recycles).
+// * An fd number has at most one entry: publishing one drops any stale
+//   entry under that number (closed behind the shim's back, then reused).
 // * An fd whose file was replaced (evicted and refetched, repaired by fsck)
 //   is moved onto the current file with its offset, status flags and
 //   close-on-exec flag, and only after fstat shows it is still on the inode
@@ -68,7 +74,15 @@ PartialFile* reserve_entry() {
   return nullptr;
 }
 
+void drop_partial(PartialFile& p, bool unpin);
+
 void publish(PartialFile& p, int fd) {
+  // An entry already under this number is stale: its fd was closed behind
+  // the shim's back (a raw syscall) and the number reused. Left, it would be
+  // found first and check this file's reads against another file's bitmap.
+  for (PartialFile& q : g_partials) {
+    if (&q != &p && q.fd.load(std::memory_order_acquire) == fd) drop_partial(q, true);
+  }
   g_partial_count.fetch_add(1);
   p.fd.store(fd, std::memory_order_release);
   set_bit(g_partial_bits, fd, true);
@@ -239,6 +253,10 @@ int note_reopen(int fd, bool names_an_open_fd) {
       if (REAL(fstat)(fd, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
     }
     for (PartialFile& src : g_partials) {
+      // The fd itself, on this file: just registered by the open that found it mapped.
+      if (src.fd.load(std::memory_order_acquire) == fd && src.dev == st.st_dev && src.ino == st.st_ino) return 0;
+    }
+    for (PartialFile& src : g_partials) {
       if (src.fd.load(std::memory_order_acquire) >= 0 && src.dev == st.st_dev && src.ino == st.st_ino) {
         return copy_entry(src, fd);
       }
@@ -383,14 +401,13 @@ bool read_was_stable(int fd, uint64_t recycles) {
   return record != nullptr && record->recycles.load(std::memory_order_acquire) == recycles;
 }
 
-// ensure_readable + do_read, again while a recycle met the read; `rewind`:
-// the read is at the fd's offset, which goes back to `offset` first.
-ssize_t checked_read(int fd, uint64_t offset, uint64_t length, bool rewind, ssize_t (*do_read)(int fd, void* context),
+// ensure_readable + do_read at `offset`, again while a recycle met the read.
+ssize_t checked_read(int fd, uint64_t offset, uint64_t length, ssize_t (*do_read)(int fd, void* context, off_t offset),
                      void* context) {
   for (int attempt = 0;; ++attempt) {
     uint64_t recycles = kNoRecycleCheck;
     if (int rc = ensure_readable(fd, offset, length, &recycles); rc != 0) return fail(rc);
-    const ssize_t n = do_read(fd, context);
+    const ssize_t n = do_read(fd, context, static_cast<off_t>(offset));
     if (n <= 0 || read_was_stable(fd, recycles)) return n;
     if (attempt + 1 == kCheckAttempts) {
       const PartialFile* p = find_partial(fd);
@@ -400,15 +417,15 @@ ssize_t checked_read(int fd, uint64_t offset, uint64_t length, bool rewind, ssiz
       }
       return fail(-EIO);
     }
-    if (rewind && REAL(lseek)(fd, static_cast<off_t>(offset), SEEK_SET) < 0) return -1;
   }
 }
 
 }  // namespace
 
-ssize_t read_range(int fd, uint64_t offset, uint64_t length, ssize_t (*do_read)(int fd, void* context), void* context) {
-  if (find_partial(fd) == nullptr) return do_read(fd, context);
-  return checked_read(fd, offset, length, false, do_read, context);
+ssize_t read_range(int fd, uint64_t offset, uint64_t length, ssize_t (*do_read)(int fd, void* context, off_t offset),
+                   void* context) {
+  if (find_partial(fd) == nullptr) return do_read(fd, context, static_cast<off_t>(offset));
+  return checked_read(fd, offset, length, do_read, context);
 }
 
 int ensure_readable_held(int fd, uint64_t offset, uint64_t length) {
@@ -430,9 +447,16 @@ int ensure_readable_held(int fd, uint64_t offset, uint64_t length) {
   return -EIO;
 }
 
-ssize_t read_at_offset(int fd, uint64_t length, ssize_t (*do_read)(int fd, void* context), void* context) {
+ssize_t read_at_offset(int fd, uint64_t length, ssize_t (*do_read)(int fd, void* context, off_t offset),
+                       void* context) {
   PartialFile* p = find_partial(fd);
-  if (p == nullptr) return do_read(fd, context);
+  if (p == nullptr) {
+    const off_t at = REAL(lseek)(fd, 0, SEEK_CUR);
+    if (at < 0) return -1;
+    const ssize_t n = do_read(fd, context, at);
+    if (n > 0 && REAL(lseek)(fd, at + n, SEEK_SET) < 0) return -1;
+    return n;
+  }
   // The check of [offset, offset + length) and the read at the offset must
   // not be split by another thread's read moving the same offset (the kernel
   // holds the file's position lock across a read): readers of one partial
@@ -457,12 +481,18 @@ ssize_t read_at_offset(int fd, uint64_t length, ssize_t (*do_read)(int fd, void*
       }
     }
   }
+  // Read where the check was made (pread), then move the offset: another
+  // holder of the same open file (a forked child, a dup in another thread)
+  // may move the shared offset between a check and a read(), which would
+  // then read a range nobody checked. Readers of one shared offset at the
+  // same instant may read the same bytes twice; never a hole.
   ssize_t n;
   const off_t offset = REAL(lseek)(fd, 0, SEEK_CUR);
   if (offset < 0) {
     n = -1;
   } else {
-    n = checked_read(fd, static_cast<uint64_t>(offset), length, true, do_read, context);
+    n = checked_read(fd, static_cast<uint64_t>(offset), length, do_read, context);
+    if (n > 0 && REAL(lseek)(fd, offset + n, SEEK_SET) < 0) n = -1;
   }
   if (mine) {
     const int err = errno;

@@ -154,6 +154,9 @@ void CacheManager::request_blocks(Mount& mount, const std::string& path, uint64_
     std::lock_guard lock(mutex_);
     BlockState& state = blocks_[key];
     ready = IndexReader::blocks_present(*record, first, last);
+    // Present now: kept a moment for the reader this reply goes to (under
+    // mutex_, no recycle can come between).
+    if (ready) hold_blocks(key, first, last, kReplyHoldMs);
     if (!ready) state.waiters.push_back(BlockWaiter{first, last, reply});
     if (priority == Priority::demand && state.queued_runs > 0) {
       // A reader waits on these blocks: queued background runs of them go now.
@@ -221,7 +224,7 @@ void CacheManager::bulk_run_done() {
 }
 
 void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
-                                   uint64_t first, uint64_t last, Priority priority, bool bulk) {
+                                   uint64_t first, uint64_t last, Priority priority, bool bulk, int attempt) {
   SlotSnapshot slot;
   index_->reader().read(slot_index, slot);
   const BlockRecord* record = index_->reader().block_record(slot.aux);
@@ -252,7 +255,17 @@ void CacheManager::fetch_block_run(Mount& mount, const std::string& path, const 
   }
   if (first == 0) note_miss(slot);  // one miss per file, not per block run
   const OwnBlocks own{&mount, &path, key, slot_index, first, last};
+  t_recycle_held = false;
   if (std::string why; !make_room((last - first + 1) * config_.block_size, &why, &own)) {
+    if (t_recycle_held && attempt < kHeldRetries) {
+      // Room is there once readers are through with blocks held for them
+      // (a second at most): the run waits for that, its blocks still in flight.
+      pool_->post([this, &mount, path, key, slot_index, first, last, priority, bulk, attempt] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        fetch_block_run(mount, path, key, slot_index, first, last, priority, bulk, attempt + 1);
+      }, true);
+      return;
+    }
     bool whole = false;  // a reader needs every block at once: nothing of its own could be recycled
     {
       std::lock_guard lock(mutex_);
@@ -397,6 +410,7 @@ void CacheManager::blocks_arrived(Mount& mount, const std::string& path, const I
     for (auto it = waiters.begin(); it != waiters.end();) {
       bool overlaps = it->first <= last && it->last >= first;
       if (record != nullptr && IndexReader::blocks_present(*record, it->first, it->last)) {
+        hold_blocks(key, it->first, it->last, kReplyHoldMs);
         answers.emplace_back(std::move(it->reply), Status{});
         it = waiters.erase(it);
       } else if (!status.ok() && overlaps) {

@@ -36,6 +36,8 @@ uint64_t held_bytes(const SlotSnapshot& slot, const BlockRecord* record, uint64_
 
 }  // namespace
 
+thread_local bool t_recycle_held = false;
+
 uint64_t CacheManager::capacity_bytes() const { return config_.cache_size == 0 ? UINT64_MAX : config_.cache_size; }
 
 void CacheManager::note_miss(const SlotSnapshot& slot) {
@@ -257,12 +259,13 @@ bool CacheManager::evict_one(bool resident) {
   return true;
 }
 
-uint32_t CacheManager::hold_clock() const {
-  return static_cast<uint32_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+uint64_t CacheManager::hold_clock() const {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
 }
 
-void CacheManager::hold_blocks(const IndexKey& key, uint64_t first, uint64_t last, uint32_t seconds) {
+void CacheManager::hold_blocks(const IndexKey& key, uint64_t first, uint64_t last, uint32_t ms) {
   SlotSnapshot slot;
   if (index_->find(key, slot, nullptr) != LookupResult::found || !slot.blocks() ||
       slot.state() == FileState::complete) {
@@ -273,9 +276,17 @@ void CacheManager::hold_blocks(const IndexKey& key, uint64_t first, uint64_t las
   const uint64_t count = record->block_count;
   if (first >= count) return;
   last = std::min(last, count - 1);
-  const uint32_t until = hold_clock() + seconds;
-  std::lock_guard lock(mutex_);
-  std::vector<uint32_t>& held = blocks_[key].held_until;
+  const uint64_t now = hold_clock();
+  const uint64_t until = now + ms;
+  std::lock_guard lock(holds_mutex_);
+  if (holds_.size() > 256) {
+    // Forget files whose holds all ran out.
+    for (auto it = holds_.begin(); it != holds_.end();) {
+      const bool live = std::any_of(it->second.begin(), it->second.end(), [&](uint64_t t) { return t >= now; });
+      it = live ? std::next(it) : holds_.erase(it);
+    }
+  }
+  std::vector<uint64_t>& held = holds_[key];
   if (held.size() < count) held.resize(count, 0);
   for (uint64_t b = first; b <= last; ++b) held[b] = std::max(held[b], until);
 }
@@ -336,11 +347,20 @@ bool CacheManager::recycle_blocks(const OwnBlocks& own, uint64_t bytes) {
     return false;
   }
   BlockState& state = it->second;
-  const uint32_t now = hold_clock();
+  const uint64_t now = hold_clock();
+  // Holds are checked and bits cleared under holds_mutex_: a reader that
+  // holds blocks first and checks their bits after either stops this or
+  // sees them cleared.
+  std::unique_lock holds_lock(holds_mutex_);
+  const auto held_it = holds_.find(own.key);
+  const std::vector<uint64_t>* held = held_it == holds_.end() ? nullptr : &held_it->second;
   auto recyclable = [&](uint64_t b) {
     if (b >= own.keep_first && b <= own.keep_last) return false;
     if (!IndexReader::blocks_present(*record, b, b) || state.in_flight.count(b) != 0) return false;
-    if (b < state.held_until.size() && state.held_until[b] >= now) return false;
+    if (held != nullptr && b < held->size() && (*held)[b] >= now) {
+      t_recycle_held = true;
+      return false;
+    }
     for (const BlockWaiter& w : state.waiters) {
       if (b >= w.first && b <= w.last) return false;
     }
@@ -359,6 +379,7 @@ bool CacheManager::recycle_blocks(const OwnBlocks& own, uint64_t bytes) {
   // Bits first, then the count readers check after reading, then the bytes
   // (index_layout.h, BlockRecord::recycles): a reader never keeps a hole.
   for (uint64_t b : drop) record->bitmap()[b / 64].fetch_and(~(uint64_t{1} << (b % 64)), std::memory_order_release);
+  holds_lock.unlock();
   record->recycles.fetch_add(1, std::memory_order_seq_cst);
   // Under mutex_: no fill of these blocks can start (and write) before the punch.
   for (size_t i = 0; i < drop.size();) {

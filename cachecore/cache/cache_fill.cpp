@@ -53,7 +53,8 @@ void CacheManager::finish_fill(Mount& mount, const std::string&, const IndexKey&
   for (Reply& r : waiters) r(status);
 }
 
-void CacheManager::start_fill(Mount& mount, const std::string& path, const IndexKey& key, Priority priority) {
+void CacheManager::start_fill(Mount& mount, const std::string& path, const IndexKey& key, Priority priority,
+                              int attempt) {
   SlotSnapshot slot;
   uint64_t slot_index = 0;
   if (index_->find(key, slot, &slot_index) != LookupResult::found || slot.kind() != SlotKind::file) {
@@ -61,8 +62,17 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
                        Status::error(ENOENT, mount.config.prefix + std::string("/") + path + ": no such file"));
   }
   if (slot.state() == FileState::complete) return finish_fill(mount, path, key, {});
-  note_miss(slot);
+  if (attempt == 0) note_miss(slot);
+  t_recycle_held = false;
   if (std::string why; !make_room(slot.size, &why)) {
+    if (t_recycle_held && attempt < kHeldRetries) {
+      // Blocks held for readers of a large file would give the room in a moment.
+      pool_->post([this, &mount, path, key, priority, attempt] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        start_fill(mount, path, key, priority, attempt + 1);
+      }, true);
+      return;
+    }
     return finish_fill(mount, path, key, Status::error(ENOSPC, mount.config.prefix + std::string("/") + path + ": " + why));
   }
   index_->modify(slot_index, [](SlotSnapshot& v) {

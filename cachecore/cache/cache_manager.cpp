@@ -167,11 +167,7 @@ Result<std::unique_ptr<CacheManager>> CacheManager::open(const Config& config, c
     // Through the pool: the listener must never wait, and a fill from a
     // file:// store writes (raising events the listener answers) on the thread that starts it.
     self->pool_->post([self, mount_id, path, offset, length, sequential, done = std::move(done)] {
-      self->fetch_range(mount_id, path, offset, length, sequential, Priority::demand,
-                        [self, mount_id, path, offset, length, done](Status status) {
-                          if (status.ok()) self->hold_range(mount_id, path, offset, length, kGuardHoldSeconds);
-                          done(std::move(status));
-                        });
+      self->guard_fill(mount_id, path, offset, length, sequential, std::move(done), 0);
     });
   };
   auto guard = ContentGuard::start(layout, guard_options, std::move(hooks));
@@ -384,18 +380,34 @@ bool CacheManager::range_present(uint64_t mount_id, const std::string& path, uin
   if (record == nullptr || record->block_count != (slot.size + bs - 1) / bs) return false;
   if (offset >= slot.size) return true;
   const uint64_t end = std::min(slot.size, offset + std::min(length, slot.size - offset));
-  if (!IndexReader::blocks_present(*record, offset / bs, (end - 1) / bs)) return false;
   // The guard lets the read through now, and the kernel copies the bytes
-  // after: not recycled under it (kGuardHoldSeconds).
-  hold_blocks(slot.key, offset / bs, (end - 1) / bs, kGuardHoldSeconds);
-  return true;
+  // after: not recycled under it (kGuardHoldMs). Held first, checked
+  // after (recycle_blocks clears bits under the holds' lock).
+  hold_blocks(slot.key, offset / bs, (end - 1) / bs, kGuardHoldMs);
+  return IndexReader::blocks_present(*record, offset / bs, (end - 1) / bs);
+}
+
+void CacheManager::guard_fill(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length,
+                              bool sequential, Reply done, int attempt) {
+  fetch_range(mount_id, path, offset, length, sequential, Priority::demand,
+              [this, mount_id, path, offset, length, sequential, done = std::move(done), attempt](Status status) {
+                // Present when the reply was made; held (and so kept) only
+                // if still present after the hold: else fetched again.
+                if (!status.ok() || range_present(mount_id, path, offset, length)) return done(std::move(status));
+                if (attempt + 1 >= 4) {
+                  return done(Status::error(EIO, path + ": the cache kept recycling this range before it was read"));
+                }
+                pool_->post([this, mount_id, path, offset, length, sequential, done, attempt] {
+                  guard_fill(mount_id, path, offset, length, sequential, done, attempt + 1);
+                });
+              });
 }
 
 void CacheManager::hold_range(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length,
-                              uint32_t seconds) {
+                              uint32_t ms) {
   const uint64_t bs = config_.block_size;
   if (length == 0) return;
-  hold_blocks(index_key(mount_id, path.data(), path.size()), offset / bs, (offset + length - 1) / bs, seconds);
+  hold_blocks(index_key(mount_id, path.data(), path.size()), offset / bs, (offset + length - 1) / bs, ms);
 }
 
 void CacheManager::for_each_mirror_file(

@@ -43,6 +43,10 @@ namespace dscache {
 // The error for a request naming a mount the running daemon was not started with.
 Status unknown_mount(uint64_t mount_id);
 
+// Set by a recycle that skipped a block because it was held (this thread's
+// last make_room): the room comes back when the hold runs out.
+extern thread_local bool t_recycle_held;
+
 struct IndexKeyHash {
   size_t operator()(const IndexKey& k) const { return static_cast<size_t>(k.lo ^ (k.hi * 0x9E3779B97F4A7C15ull)); }
 };
@@ -76,8 +80,8 @@ class CacheManager {
   void refetch_damaged(uint64_t mount_id, const std::string& path, Priority priority, Reply reply);
   // A range about to be read where the shim cannot check it after the read
   // (POSIX aio, the kernel guard's reads): its blocks are not recycled for
-  // `seconds` (a file larger than the cache's room recycles its own blocks).
-  void hold_range(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length, uint32_t seconds);
+  // `ms` milliseconds (a file larger than the cache's room recycles its own blocks).
+  void hold_range(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length, uint32_t ms);
 
   // A partial file pinned by a client is never evicted; a client that goes
   // away releases its pins.
@@ -131,10 +135,6 @@ class CacheManager {
     int writer_fd = -1;            // the mirror file, open for block writes
     uint32_t queued_runs = 0;      // this file's runs waiting in bulk_queue_
     uint32_t writer_generation = 0;  // the slot generation writer_fd was opened under
-    // Per block: the daemon second (hold_clock()) until which a read the
-    // kernel guard let through, or an aio read, may still be copying it; a
-    // held block is not recycled. Empty until the first hold.
-    std::vector<uint32_t> held_until;
   };
   // A block fill's own file, whose blocks outside [keep_first, keep_last]
   // may be recycled when nothing else gives room (make_room).
@@ -182,22 +182,33 @@ class CacheManager {
                             const std::function<void(int dir_fd, const char* name, const std::string& path)>& visit);
 
   // cache_fill.cpp
-  void start_fill(Mount& mount, const std::string& path, const IndexKey& key, Priority priority);
+  // `attempt`: as fetch_block_run's (a fill waiting for held blocks to go).
+  void start_fill(Mount& mount, const std::string& path, const IndexKey& key, Priority priority, int attempt = 0);
   void finish_fill(Mount& mount, const std::string& path, const IndexKey& key, Status status);
   void verify_then_serve(Mount& mount, const std::string& path, const IndexKey& key, Priority priority);
 
   // cache_blocks.cpp
   // Blocks [first, last] of a file are being read past the shim's seqlock
-  // (a read the kernel guard allowed, an aio read): not recycled for `seconds`.
-  void hold_blocks(const IndexKey& key, uint64_t first, uint64_t last, uint32_t seconds);
-  static constexpr uint32_t kGuardHoldSeconds = 1;
-  uint32_t hold_clock() const;
+  // (a read the kernel guard allowed, an aio read): not recycled for `ms` milliseconds.
+  void hold_blocks(const IndexKey& key, uint64_t first, uint64_t last, uint32_t ms);
+  // The kernel copies a read the guard let through after the answer.
+  static constexpr uint32_t kGuardHoldMs = 1000;
+  // A range just made present for a reader stays this long for it to check
+  // and read (the shim asks again if it missed it, up to 8 times).
+  static constexpr uint32_t kReplyHoldMs = 200;
+  // The kernel guard's fill of a range: fetched, then held and checked.
+  void guard_fill(uint64_t mount_id, const std::string& path, uint64_t offset, uint64_t length, bool sequential,
+                  Reply done, int attempt);
+  uint64_t hold_clock() const;  // steady milliseconds
   void request_blocks(Mount& mount, const std::string& path, uint64_t slot_index, const SlotSnapshot& slot,
                       uint64_t first, uint64_t last, uint64_t readahead_last, Priority priority, Reply reply);
   // `bulk`: a background run counted against DSCACHE_FILL_STREAMS; its end
   // starts the next queued one.
+  // `attempt`: a run the disk had no room for while blocks it could have
+  // recycled were held waits for the holds to run out (kHeldRetries times).
   void fetch_block_run(Mount& mount, const std::string& path, const IndexKey& key, uint64_t slot_index,
-                       uint64_t first, uint64_t last, Priority priority, bool bulk);
+                       uint64_t first, uint64_t last, Priority priority, bool bulk, int attempt = 0);
+  static constexpr int kHeldRetries = 10;
   void bulk_run_done();
   // "<file> (<size>) is needed whole at once (...), and that does not fit".
   std::string whole_file_message(const Mount& mount, const std::string& path, uint64_t size) const;
@@ -294,6 +305,14 @@ class CacheManager {
   static constexpr std::chrono::seconds kStaleRetry{30};
   std::unordered_map<IndexKey, std::chrono::steady_clock::time_point, IndexKeyHash> stale_until_;
   std::unordered_map<IndexKey, std::vector<Reply>, IndexKeyHash> fill_waiters_;
+  // Per large file, per block: the time (hold_clock()) until which a
+  // reader may still be reading it past the shim's check (a read the kernel
+  // guard let through, an aio read, a range just fetched for a reader); a
+  // held block is not recycled. Under holds_mutex_ alone, never with mutex_
+  // taken after it: the guard's listener takes only this one, so that the
+  // daemon's own punches (whose events that listener answers) cannot wait on it.
+  std::mutex holds_mutex_;
+  std::unordered_map<IndexKey, std::vector<uint64_t>, IndexKeyHash> holds_;
   std::unordered_map<IndexKey, BlockState, IndexKeyHash> blocks_;
   // Background block runs beyond DSCACHE_FILL_STREAMS wait here, in order
   // (their blocks are already marked in flight). A demand request for one of

@@ -269,7 +269,7 @@ void Server::dispatch(Connection& c, const ipc::MessageHeader& header, const cha
       if ((request.flags & ipc::kFlagHold) != 0) {
         reply = [this, reply, mount = request.mount_id, path, offset = request.offset,
                  length = request.length](Status s) {
-          if (s.ok()) cache_->hold_range(mount, path, offset, length, ipc::kAioHoldSeconds);
+          if (s.ok()) cache_->hold_range(mount, path, offset, length, ipc::kAioHoldMs);
           reply(std::move(s));
         };
       }

@@ -46,8 +46,8 @@ inline constexpr uint32_t kFlagBackground = 2;  // warmup traffic: behind demand
 inline constexpr uint32_t kFlagRepair = 4;      // verify: make what is bad absent (fetched again on use);
                                                 // fetch_object: the reader found the complete file damaged
 inline constexpr uint32_t kFlagHold = 8;        // fetch_range: read where the shim cannot check it afterwards
-                                                // (POSIX aio): its blocks are not recycled for kAioHoldSeconds
-inline constexpr uint32_t kAioHoldSeconds = 30;
+                                                // (POSIX aio): its blocks are not recycled for kAioHoldMs
+inline constexpr uint32_t kAioHoldMs = 30'000;
 
 struct RequestBody {
   uint64_t mount_id;

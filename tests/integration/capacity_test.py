@@ -119,6 +119,7 @@ def test_a_file_larger_than_the_cache_reads():
 TREE_CACHE = "45M"
 SHARD = "big/shard.bin"
 SHARD_SIZE = 80 << 20
+TRUTH = None
 
 
 def tree_spec():
@@ -137,8 +138,11 @@ def tree_truth():
     """{name: md5} of the tree, made once (and the local copy, and the bucket's)."""
     truth_file = os.path.join(WORK, "tree-truth.json")
     local = os.path.join(WORK, "tree")
-    if os.path.exists(truth_file):
-        return json.load(open(truth_file))
+    global TRUTH
+    if TRUTH is not None:
+        return TRUTH
+    # Made once per run: the S3 server may be a fresh one (each ctest run
+    # starts its own), the local copy and truth file kept from an earlier run.
     bucket = os.environ["DSCACHE_TEST_S3_BUCKET"]
     s3 = s3_client()
     truth = {}
@@ -146,9 +150,10 @@ def tree_truth():
         data = tree_bytes(name, size)
         truth[name] = hashlib.md5(data).hexdigest()
         path = os.path.join(local, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
+        if not os.path.exists(path) or os.path.getsize(path) != size:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
         try:
             if s3.head_object(Bucket=bucket, Key="cap/" + name)["ContentLength"] == size:
                 continue
@@ -158,6 +163,7 @@ def tree_truth():
     os.makedirs(os.path.join(local, "empty_dir"), exist_ok=True)
     with open(truth_file, "w") as f:
         json.dump(truth, f)
+    TRUTH = truth
     return truth
 
 
@@ -589,10 +595,125 @@ def test_soak_four_readers_over_a_tree_four_times_the_cache():
     assert late <= early * 1.25 + 16 * 1024, (early, late)
 
 
+REOPENER = r"""
+import os, random, sys
+names = sys.argv[1:]
+want = {n: random.Random(n).randbytes(os.path.getsize('/data/t/' + n)) for n in names}
+rng = random.Random(5)
+bad = 0
+# A stale entry for fd N ahead of the entries of the next file opened as N:
+# open A (fd N), close it; fill N with /dev/null, open C, free N, open B (fd N).
+A, C, B = names[0], names[1], names[2]
+a = os.open('/data/t/' + A, os.O_RDONLY)
+os.pread(a, 4096, 0)
+os.close(a)
+null = os.open('/dev/null', os.O_RDONLY)
+c = os.open('/data/t/' + C, os.O_RDONLY)
+os.close(null)
+b = os.open('/data/t/' + B, os.O_RDONLY)
+for at in range(0, len(want[B]) - 65536, 1 << 20):
+    bad += os.pread(b, 65536, at) != want[B][at:at + 65536]
+os.close(b)
+os.close(c)
+for i in range(300):
+    n = names[i % len(names)]
+    fd = os.open('/data/t/' + n, os.O_RDONLY)
+    for _ in range(3):
+        at = rng.randrange(0, len(want[n]) - 65536)
+        bad += os.pread(fd, 65536, at) != want[n][at:at + 65536]
+    os.close(fd)
+print(bad)
+"""
+
+SHARED_OFFSET = r"""
+import hashlib, os, random, sys, threading
+name, size, how = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+want = random.Random(name).randbytes(size)
+chunks = {hashlib.md5(want[i:i + (1 << 20)]).digest() for i in range(0, size, 1 << 20)}
+fd = os.open('/data/t/' + name, os.O_RDONLY)
+def work(f, out):
+    bad = reads = 0
+    for _ in range(400):
+        b = os.read(f, 1 << 20)
+        if not b:
+            os.lseek(f, 0, os.SEEK_SET)
+            continue
+        reads += 1
+        bad += hashlib.md5(b).digest() not in chunks
+    out.append((reads, bad))
+out = []
+if how == 'fork':
+    pids = []
+    for i in range(3):
+        pid = os.fork()
+        if pid == 0:
+            work(fd, out)
+            print('%d %d' % out[0], flush=True)
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+else:
+    threads = [threading.Thread(target=work, args=(os.dup(fd), out)) for _ in range(3)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    for r in out:
+        print('%d %d' % r)
+"""
+
+
+def test_the_shims_table_under_churn():
+    # Found by the adversarial review of the recycling change (guard off, so
+    # the shim alone guards the reads):
+    # - an open of a large file registered its fd twice (note_reopen found
+    #   its own entry); close dropped one, and the stale one checked the next
+    #   large file on that fd number against the old file's bitmap: zeros;
+    #   after 256 opens the table was full;
+    # - read() by holders of one shared offset (forked children, dup'd fds in
+    #   threads) checked one range and read another: zeros;
+    # - with the kernel guard on, a punch waited on the guard's listener,
+    #   which waited on the punching thread's lock: the daemon and every
+    #   reader hung.
+    tree_truth()
+    cache = fresh("table")
+    e = tree_env(cache, "file", DSCACHE_WHOLE_FILE_MAX="4M", DSCACHE_BLOCK_SIZE="1M", DSCACHE_KERNEL_GUARD="off")
+    mediums = ["medium/m%d.bin" % i for i in range(6)]
+    r = subprocess.run([PY, "-c", REOPENER] + mediums, env=e, capture_output=True, text=True, timeout=300)
+    stop_daemon(DSCACHE, cache)
+    print("  300 opens of 6 large files, 900 preads: %s wrong" % r.stdout.strip())
+    assert r.returncode == 0 and r.stdout.strip() == "0", (r.stdout, r.stderr)
+    for how in ("fork", "dup"):
+        cache = fresh("shared-" + how)
+        e = tree_env(cache, "file", DSCACHE_CACHE_SIZE="16M", DSCACHE_BLOCK_SIZE="1M", DSCACHE_KERNEL_GUARD="off")
+        r = subprocess.run([PY, "-c", SHARED_OFFSET, SHARD, str(SHARD_SIZE), how], env=e, capture_output=True,
+                           text=True, timeout=300)
+        stop_daemon(DSCACHE, cache)
+        rows = [tuple(map(int, x.split())) for x in r.stdout.strip().splitlines()]
+        print("  3 readers of one shared offset (%s): %d reads, %d not a chunk of the file" % (
+            how, sum(x[0] for x in rows), sum(x[1] for x in rows)))
+        assert r.returncode == 0 and len(rows) == 3 and sum(x[1] for x in rows) == 0, (r.stdout, r.stderr)
+    cache = fresh("guard-punch")
+    e = tree_env(cache, "file", DSCACHE_CACHE_SIZE="16M", DSCACHE_BLOCK_SIZE="1M")
+    readers = [subprocess.Popen([PY, "-c", SLICE_READER, SHARD, str(SHARD_SIZE), str(i), "random", "300"], env=e,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        outs = [json.loads(p.communicate(timeout=120)[0]) for p in readers]
+    finally:
+        for p in readers:
+            p.kill()
+    guard = [x for x in subprocess.run([DSCACHE, "status"], env=plain_env(e), capture_output=True, text=True,
+                                       timeout=30).stdout.splitlines() if x.startswith("kernel guard")]
+    stop_daemon(DSCACHE, cache)
+    print("  2 random readers through 16 MB, %s: %d reads, %d wrong, %d errors" % (
+        guard, sum(o["reads"] for o in outs), sum(o["wrong"] for o in outs), sum(len(o["errors"]) for o in outs)))
+    for o in outs:
+        assert o["wrong"] == 0 and not o["errors"], o
+
+
 TESTS = [test_churn_in_a_cache_smaller_than_the_data_never_fails_a_read, test_a_file_larger_than_the_cache_reads,
          test_two_md5_passes_over_a_tree_three_times_the_cache, test_a_file_larger_than_the_cache_slides_through_it,
          test_a_file_larger_than_the_disk, test_warmup_of_a_tree_larger_than_the_cache,
-         test_shuffled_dataloader_epochs_with_four_workers,
+         test_shuffled_dataloader_epochs_with_four_workers, test_the_shims_table_under_churn,
          test_soak_four_readers_over_a_tree_four_times_the_cache]
 
 

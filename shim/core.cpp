@@ -281,9 +281,14 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
   const int access = flags & O_ACCMODE;
   // (O_TMPFILE includes O_DIRECTORY's bit: test it whole.)
   if ((flags & O_TMPFILE) == O_TMPFILE) return -EROFS;
-  if ((flags & O_CREAT) != 0) {
-    // As the kernel orders it: an existing name is EEXIST under O_EXCL and
-    // otherwise opens as it is (read-only); a new one is EROFS.
+  // O_TRUNC asks for write access, as the kernel counts it (O_APPEND alone does not).
+  const bool writes = access != O_RDONLY || (flags & O_TRUNC) != 0;
+  if ((flags & O_CREAT) != 0 || writes) {
+    // As the kernel orders it on a read-only mount: no parent directory is
+    // ENOENT; an existing name is EEXIST under O_CREAT|O_EXCL, EISDIR for a
+    // directory opened to write or created, and otherwise opens as it is
+    // (read-only) or is EROFS (to write); a new name is EROFS to create,
+    // ENOENT without O_CREAT.
     if (int rc = prepare_lookup(t); rc != 0) return rc;  // no parent directory
     struct stat st {};
     int found;
@@ -291,11 +296,12 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
       Guard guard;
       found = REAL(fstatat)(t.at_fd, t.at_path, &st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
     }
-    if (found != 0) return found == -ENOENT ? -EROFS : found;
-    if ((flags & O_EXCL) != 0) return -EEXIST;
+    if (found != 0) return found == -ENOENT && (flags & O_CREAT) != 0 ? -EROFS : found;
+    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return -EEXIST;
+    if (S_ISDIR(st.st_mode) && (writes || (flags & O_CREAT) != 0)) return -EISDIR;
+    if (writes) return -EROFS;
     flags &= ~O_CREAT;
   }
-  if (access != O_RDONLY || (flags & (O_TRUNC | O_APPEND)) != 0) return -EROFS;
   if (int rc = prepare_lookup(t); rc != 0) return rc;
   const IndexKey key = key_of(t.mount, t.rel);
   if ((flags & O_PATH) != 0) {

@@ -70,6 +70,7 @@
   X(lookup1, int, statfs64, (const char* path, struct statfs64* buf), (path, buf), DSC_NOTHROW) \
   X(lookup1, int, statvfs, (const char* path, struct statvfs* buf), (path, buf), DSC_NOTHROW) \
   X(lookup1, int, statvfs64, (const char* path, struct statvfs64* buf), (path, buf), DSC_NOTHROW) \
+  X(lookup1, long, pathconf, (const char* path, int name), (path, name), DSC_NOTHROW) \
   X(lookup1, ssize_t, getxattr, (const char* path, const char* name, void* value, size_t size), (path, name, value, size), DSC_NOTHROW) \
   X(lookup1, ssize_t, lgetxattr, (const char* path, const char* name, void* value, size_t size), (path, name, value, size), DSC_NOTHROW) \
   X(lookup1, ssize_t, listxattr, (const char* path, char* list, size_t size), (path, list, size), DSC_NOTHROW) \
@@ -94,6 +95,7 @@
   X(custom, char*, getcwd, (char* buf, size_t size), (buf, size), DSC_NOTHROW) \
   X(custom, char*, __getcwd_chk, (char* buf, size_t size, size_t buflen), (buf, size, buflen), DSC_NOTHROW) \
   X(custom, char*, get_current_dir_name, (void), (), DSC_NOTHROW) \
+  X(custom, char*, getwd, (char* buf), (buf), DSC_NOTHROW) \
   /* reading partial files (large objects filled by block) */ \
   X(custom, ssize_t, read, (int fd, void* buf, size_t count), (fd, buf, count), DSC_MAYTHROW) \
   X(custom, ssize_t, __read_chk, (int fd, void* buf, size_t count, size_t buflen), (fd, buf, count, buflen), DSC_MAYTHROW) \

@@ -125,11 +125,32 @@ __attribute__((visibility("default"))) int fchdir(int fd) noexcept {
 }
 
 __attribute__((visibility("default"))) char* getcwd(char* buf, size_t size) noexcept {
-  char* r = REAL(getcwd)(buf, size);
-  if (r == nullptr || !active()) return r;
-  if (buf == nullptr) return to_user_malloced(r);
-  if (!to_user_in_place(r, size)) return errno = ERANGE, nullptr;
-  return r;
+  if (buf == nullptr || !active()) {
+    char* r = REAL(getcwd)(buf, size);
+    return r != nullptr && active() ? to_user_malloced(r) : r;
+  }
+  if (size == 0) return errno = EINVAL, nullptr;
+  // The mirror's path may be longer than the user's: the size is the user
+  // path's to meet (a 25-byte cwd fits a 48-byte buffer, as without the shim).
+  char mirror[PATH_MAX];
+  if (REAL(getcwd)(mirror, sizeof mirror) == nullptr) {
+    if (errno != ERANGE) return nullptr;
+    return REAL(getcwd)(buf, size);  // longer than PATH_MAX: as it is
+  }
+  if (!to_user_in_place(mirror, sizeof mirror)) return errno = ERANGE, nullptr;
+  const size_t length = std::strlen(mirror);
+  if (length + 1 > size) return errno = ERANGE, nullptr;
+  std::memcpy(buf, mirror, length + 1);
+  return buf;
+}
+
+__attribute__((visibility("default"))) char* getwd(char* buf) noexcept {
+  // glibc's getwd: a PATH_MAX buffer, and the error's text in it on failure.
+  if (getcwd(buf, PATH_MAX) != nullptr) return buf;
+  const int err = errno;
+  std::snprintf(buf, PATH_MAX, "%s", std::strerror(err));
+  errno = err;
+  return nullptr;
 }
 
 __attribute__((visibility("default"))) char* __getcwd_chk(char* buf, size_t size, size_t buflen) noexcept {

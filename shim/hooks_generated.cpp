@@ -116,14 +116,30 @@ int create_error(int dirfd, const char* path) {
 
 #define DSC_HOOK_custom(ret, name, params, args, spec)
 
-// For the lookup kinds: the real call with the path argument replaced.
+// For the lookup kinds: the real call with the path argument replaced. A
+// mount is a read-only file system: its statfs/statvfs flags say so.
 namespace {
-inline int dsc_call_with_path_statfs(const char* p, const char*, struct statfs* b) { return REAL(statfs)(p, b); }
-inline int dsc_call_with_path_statfs64(const char* p, const char*, struct statfs64* b) { return REAL(statfs64)(p, b); }
-inline int dsc_call_with_path_statvfs(const char* p, const char*, struct statvfs* b) { return REAL(statvfs)(p, b); }
-inline int dsc_call_with_path_statvfs64(const char* p, const char*, struct statvfs64* b) {
-  return REAL(statvfs64)(p, b);
+inline int dsc_call_with_path_statfs(const char* p, const char*, struct statfs* b) {
+  const int r = REAL(statfs)(p, b);
+  if (r == 0) b->f_flags |= ST_RDONLY;
+  return r;
 }
+inline int dsc_call_with_path_statfs64(const char* p, const char*, struct statfs64* b) {
+  const int r = REAL(statfs64)(p, b);
+  if (r == 0) b->f_flags |= ST_RDONLY;
+  return r;
+}
+inline int dsc_call_with_path_statvfs(const char* p, const char*, struct statvfs* b) {
+  const int r = REAL(statvfs)(p, b);
+  if (r == 0) b->f_flag |= ST_RDONLY;
+  return r;
+}
+inline int dsc_call_with_path_statvfs64(const char* p, const char*, struct statvfs64* b) {
+  const int r = REAL(statvfs64)(p, b);
+  if (r == 0) b->f_flag |= ST_RDONLY;
+  return r;
+}
+inline long dsc_call_with_path_pathconf(const char* p, const char*, int name) { return REAL(pathconf)(p, name); }
 inline ssize_t dsc_call_with_path_getxattr(const char* p, const char*, const char* n, void* v, size_t s) {
   return REAL(getxattr)(p, n, v, s);
 }

@@ -44,6 +44,28 @@ mode_t mode_arg(int flags, va_list args) {
 
 bool stdio_writes(const char* mode) { return mode != nullptr && std::strpbrk(mode, "wa+") != nullptr; }
 
+// A stdio mode as open flags (as glibc reads it: the first letter, then
+// '+', 'x', 'e' anywhere after).
+int stdio_open_flags(const char* mode) {
+  int flags = mode[0] == 'w' ? O_WRONLY | O_CREAT | O_TRUNC : mode[0] == 'a' ? O_WRONLY | O_CREAT | O_APPEND : O_RDONLY;
+  if (std::strchr(mode, '+') != nullptr) flags = (flags & ~O_ACCMODE) | O_RDWR;
+  if (std::strchr(mode, 'x') != nullptr) flags |= O_EXCL;
+  if (std::strchr(mode, 'e') != nullptr) flags |= O_CLOEXEC;
+  return flags;
+}
+
+// A stdio open to write a mapped path: the error the kernel gives on a
+// read-only mount (EROFS, or ENOENT, EEXIST, EISDIR before it).
+FILE* refuse_stdio_write(const Target& t, const char* mode) {
+  const int fd = open_mapped(t, stdio_open_flags(mode), 0666, false);
+  if (fd >= 0) {  // (open_mapped never opens a mapped path to write)
+    forget_fd(fd);
+    REAL(close)(fd);
+    return errno = EROFS, nullptr;
+  }
+  return errno = -fd, nullptr;
+}
+
 FILE* fopen_path(const char* path, const char* mode, FILE* (*real)(const char*, const char*)) {
   if (path != nullptr && stdio_writes(mode) && t_depth == 0 && names_an_open_fd(path) && active() &&
       names_a_mirror_file(path)) {
@@ -65,7 +87,7 @@ FILE* fopen_path(const char* path, const char* mode, FILE* (*real)(const char*, 
     }
     return f;
   }
-  if (stdio_writes(mode)) return errno = EROFS, nullptr;
+  if (stdio_writes(mode)) return refuse_stdio_write(t, mode);
   // stdio reads through its own calls, which no hook sees: the file must be
   // complete, unless the daemon's kernel guard fills what they read (then a
   // file larger than the cache streams through it, as through read()).
@@ -161,7 +183,7 @@ __attribute__((visibility("default"))) FILE* fopen64(const char* path, const cha
 __attribute__((visibility("default"))) FILE* freopen(const char* path, const char* mode, FILE* stream) {
   Target t;
   if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(freopen)(path, mode, stream);
-  if (stdio_writes(mode)) return errno = EROFS, nullptr;
+  if (stdio_writes(mode)) return refuse_stdio_write(t, mode);
   // Held open across the reopen: the stream must end up on this very file.
   int fd = open_mapped(t, O_RDONLY | O_CLOEXEC, 0, true);
   if (fd < 0) return errno = -fd, nullptr;

@@ -9,6 +9,7 @@ DataLoader and fio, and compared byte for byte with the local copy.
 """
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -493,7 +494,125 @@ def test_malformed_mounts_serve_nothing():
     assert r.stderr.count(b"DSCACHE_MOUNTS='/data/conf'") == 1, r.stderr
 
 
-TESTS = [test_coreutils_byte_for_byte, test_coreutils_tools, test_negative_cases, test_python_stdlib,
+ERRNO_TABLE = r'''
+import ctypes, errno, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+libc.getcwd.restype = ctypes.c_char_p
+libc.getcwd.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+libc.getwd.restype = ctypes.c_char_p
+libc.getwd.argtypes = [ctypes.c_char_p]
+
+def cwd_in(rel, extra, call='getcwd'):
+    # getcwd with a buffer exactly `extra` bytes more than the path needs, or getwd.
+    def op(root):
+        old = os.getcwd()
+        os.chdir(root + rel)
+        try:
+            buf = ctypes.create_string_buffer(4096)
+            if call == 'getwd':
+                r = libc.getwd(buf)
+            else:
+                r = libc.getcwd(buf, len((root + rel).encode()) + 1 + extra)
+            if not r:
+                e = ctypes.get_errno()
+                raise OSError(e, os.strerror(e))
+            return buf.value.decode().replace(root, 'ROOT')
+        finally:
+            os.chdir(old)
+    return op
+
+def os_open(rel, flags):
+    def op(root):
+        os.close(os.open(root + rel, flags, 0o644))
+    return op
+
+def py_open(rel, mode):
+    def op(root):
+        open(root + rel, mode).close()
+    return op
+
+def c_fopen(rel, mode):
+    def op(root):
+        f = libc.fopen((root + rel).encode(), mode.encode())
+        if not f:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        libc.fclose(f)
+    return op
+
+F = '/names/empty.txt'
+ops = [
+    ("open(missing, O_RDWR)", os_open('/nope', os.O_RDWR)),
+    ("open(missing, O_WRONLY|O_TRUNC)", os_open('/nope', os.O_WRONLY | os.O_TRUNC)),
+    ("open(dir, O_WRONLY)", os_open('/names', os.O_WRONLY)),
+    ("open(dir, O_RDWR)", os_open('/names', os.O_RDWR)),
+    ("open(dir, O_RDONLY|O_CREAT)", os_open('/names', os.O_RDONLY | os.O_CREAT)),
+    ("open(dir, O_RDONLY|O_TRUNC)", os_open('/names', os.O_RDONLY | os.O_TRUNC)),
+    ("open(file, O_RDONLY|O_APPEND)", os_open(F, os.O_RDONLY | os.O_APPEND)),
+    ("open(file, O_RDONLY|O_CREAT)", os_open(F, os.O_RDONLY | os.O_CREAT)),
+    ("open(file, O_RDWR)", os_open(F, os.O_RDWR)),
+    ("open(file, O_CREAT|O_EXCL|O_WRONLY)", os_open(F, os.O_CREAT | os.O_EXCL | os.O_WRONLY)),
+    ("open(missing, O_CREAT|O_WRONLY)", os_open('/nope', os.O_CREAT | os.O_WRONLY)),
+    ("open(missing/x, O_CREAT|O_WRONLY)", os_open('/nope/x', os.O_CREAT | os.O_WRONLY)),
+    ("open(file/x, O_CREAT|O_WRONLY)", os_open(F + '/x', os.O_CREAT | os.O_WRONLY)),
+    ("python open(missing, 'r+')", py_open('/nope', 'r+')),
+    ("python open(dir, 'w')", py_open('/names', 'w')),
+    ("python open(file, 'x')", py_open(F, 'x')),
+    ("python open(file, 'a')", py_open(F, 'a')),
+    ("fopen(file, 'wx')", c_fopen(F, 'wx')),
+    ("fopen(missing, 'r+')", c_fopen('/nope', 'r+')),
+    ("fopen(dir, 'w')", c_fopen('/names', 'w')),
+    ("fopen(missing, 'a')", c_fopen('/nope', 'a')),
+    ("fopen(file, 'r+')", c_fopen(F, 'r+')),
+    ("fopen(file, 're')", c_fopen(F, 're')),
+    ("pathconf(file, _PC_NAME_MAX)", lambda root: os.pathconf(root + F, 'PC_NAME_MAX')),
+    ("pathconf(dir, _PC_PATH_MAX)", lambda root: os.pathconf(root + '/names', 'PC_PATH_MAX')),
+    ("pathconf(missing)", lambda root: os.pathconf(root + '/nope', 'PC_NAME_MAX')),
+    ("getcwd(buf, just enough)", cwd_in('/names', 0)),
+    ("getcwd(buf, one byte short)", cwd_in('/names', -1)),
+    ("getwd(buf)", cwd_in('/names', 0, 'getwd')),
+    ("statvfs(file).f_flag & ST_RDONLY", lambda root: os.statvfs(root + F).f_flag & os.ST_RDONLY),
+]
+out = {}
+for root in sys.argv[1:]:
+    for name, op in ops:
+        try:
+            value = op(root)
+            result = "ok" if value is None else str(value)
+        except OSError as e:
+            result = errno.errorcode.get(e.errno, str(e.errno))
+        out.setdefault(name, []).append(result)
+print(json.dumps(out))
+'''
+
+
+def test_errno_matches_a_read_only_local_copy():
+    # Every call below on the mount gives what it gives on a read-only bind
+    # mount of the same tree (issue 12). Before: open(missing, O_RDWR) and
+    # fopen(missing, "r+") were EROFS (ENOENT), open(dir, O_WRONLY) EROFS
+    # (EISDIR), open(dir, O_CREAT) opened the directory (EISDIR),
+    # fopen(file, "wx") EROFS (EEXIST), open(file, O_RDONLY|O_APPEND) EROFS (opens).
+    ro = os.path.join(WORK, "ro-copy")
+    os.makedirs(ro, exist_ok=True)
+    subprocess.run(["umount", ro], capture_output=True)
+    if subprocess.run(["mount", "--bind", LOCAL, ro], capture_output=True).returncode != 0:
+        print("  skipped: a read-only bind mount needs root (mount --bind failed)")
+        return
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", ro], check=True, capture_output=True)
+        r = run([PY, "-c", ERRNO_TABLE, ro, MOUNT])
+        results = json.loads(r.stdout)
+    finally:
+        subprocess.run(["umount", ro], capture_output=True)
+    differ = {name: pair for name, pair in results.items() if pair[0] != pair[1]}
+    print("  %d calls compared with a read-only bind mount: %d differ %s" % (len(results), len(differ), differ))
+    assert not differ, differ
+
+
+TESTS = [test_coreutils_byte_for_byte, test_errno_matches_a_read_only_local_copy, test_coreutils_tools, test_negative_cases, test_python_stdlib,
          test_numpy_pil_tar_lmdb_h5py_torch, test_dataloader_fork_and_spawn, test_glibc_walkers_and_execl,
          test_program_closing_every_fd,
          test_fio_psync_and_mmap,

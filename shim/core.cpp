@@ -206,6 +206,9 @@ bool active() {
 
 Route route_slow(int dirfd, const char* path, Target& target) {
   if (!active()) return Route::pass;
+  // The empty path names nothing (ENOENT, or the dirfd itself under
+  // AT_EMPTY_PATH): the kernel's to answer, never the cwd inside a mount.
+  if (path[0] == '\0') return Route::pass;
   char joined[2 * kMaxPathLength];
   const char* absolute = path;
   if (path[0] == '/') {
@@ -238,13 +241,21 @@ Route route_slow(int dirfd, const char* path, Target& target) {
   target.mount = static_cast<int>(m - g_config.mounts);
   target.rel = rel;
   const MirrorRoot& root = g_roots[target.mount];
+  // A trailing "/" or "/." asks for a directory: kept on the mirror path, so
+  // that the kernel answers ENOTDIR for a file as it would here.
+  const size_t length = std::strlen(path);
+  const bool directory = (length >= 1 && path[length - 1] == '/') ||
+                         (length >= 2 && path[length - 1] == '.' && path[length - 2] == '/');
   if (!concat(target.mirror, sizeof target.mirror, std::string_view(root.path, root.length),
-              rel[0] != '\0' ? "/" : "", rel)) {
+              rel[0] != '\0' ? "/" : "", rel) ||
+      (directory && rel[0] != '\0' &&
+       !concat(target.mirror + root.length + 1 + std::strlen(rel), sizeof target.mirror - root.length - 1 -
+               std::strlen(rel), "/", ""))) {
     return Route::pass;
   }
   const int fd = root_fd(target.mount);
   target.at_fd = fd >= 0 ? fd : AT_FDCWD;
-  target.at_path = fd >= 0 ? (rel[0] != '\0' ? rel : ".") : target.mirror;
+  target.at_path = fd >= 0 ? (rel[0] != '\0' ? target.mirror + root.length + 1 : ".") : target.mirror;
   return Route::mapped;
 }
 

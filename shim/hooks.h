@@ -164,6 +164,7 @@
   X(mutate1, int, truncate, (const char* path, off_t length), (path, length), DSC_NOTHROW) \
   X(mutate1, int, truncate64, (const char* path, off64_t length), (path, length), DSC_NOTHROW) \
   X(mutate1, int, chmod, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
+  X(mutate1, int, lchmod, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
   X(mutate_at, int, fchmodat, (int dirfd, const char* path, mode_t mode, int flags), (dirfd, path, mode, flags), DSC_NOTHROW) \
   X(mutate1, int, chown, (const char* path, uid_t owner, gid_t group), (path, owner, group), DSC_NOTHROW) \
   X(mutate1, int, lchown, (const char* path, uid_t owner, gid_t group), (path, owner, group), DSC_NOTHROW) \
@@ -190,5 +191,15 @@
   X(write_fd, int, fallocate, (int fd, int mode, off_t offset, off_t length), (fd, mode, offset, length), DSC_MAYTHROW) \
   X(write_fd, int, fallocate64, (int fd, int mode, off64_t offset, off64_t length), (fd, mode, offset, length), DSC_MAYTHROW) \
   X(create1, int, mkfifo, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
+  /* temporary names (glibc makes them through calls no hook sees) */ \
+  X(create1, int, mkstemp, (char* tmpl), (tmpl), DSC_MAYTHROW) \
+  X(create1, int, mkstemp64, (char* tmpl), (tmpl), DSC_MAYTHROW) \
+  X(create1, int, mkostemp, (char* tmpl, int flags), (tmpl, flags), DSC_MAYTHROW) \
+  X(create1, int, mkostemp64, (char* tmpl, int flags), (tmpl, flags), DSC_MAYTHROW) \
+  X(create1, int, mkstemps, (char* tmpl, int suffixlen), (tmpl, suffixlen), DSC_MAYTHROW) \
+  X(create1, int, mkstemps64, (char* tmpl, int suffixlen), (tmpl, suffixlen), DSC_MAYTHROW) \
+  X(create1, int, mkostemps, (char* tmpl, int suffixlen, int flags), (tmpl, suffixlen, flags), DSC_MAYTHROW) \
+  X(create1, int, mkostemps64, (char* tmpl, int suffixlen, int flags), (tmpl, suffixlen, flags), DSC_MAYTHROW) \
+  X(custom, char*, mkdtemp, (char* tmpl), (tmpl), DSC_NOTHROW) \
   X(create_at, int, mkfifoat, (int dirfd, const char* path, mode_t mode), (dirfd, path, mode), DSC_NOTHROW)
 // clang-format on

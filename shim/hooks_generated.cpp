@@ -157,3 +157,12 @@ inline ssize_t dsc_call_with_path_llistxattr(const char* p, const char*, char* l
 #define DSC_GENERATE(kind, ret, name, params, args, spec) DSC_HOOK_##kind(ret, name, params, args, spec)
 DSCACHE_HOOKS(DSC_GENERATE)
 #undef DSC_GENERATE
+
+// mkdtemp returns a pointer: the create check by hand.
+extern "C" __attribute__((visibility("default"))) char* mkdtemp(char* tmpl) noexcept {
+  if (int e = create_error(AT_FDCWD, tmpl); e != 0) {
+    errno = e;
+    return nullptr;
+  }
+  return REAL(mkdtemp)(tmpl);
+}

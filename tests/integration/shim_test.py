@@ -505,6 +505,19 @@ libc.getcwd.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 libc.getwd.restype = ctypes.c_char_p
 libc.getwd.argtypes = [ctypes.c_char_p]
 
+def c_call(fn, rel, *args, ret_ptr=False):
+    # A libc call on a path made from root + rel (a template is copied, being written).
+    def op(root):
+        f = getattr(libc, fn)
+        if ret_ptr:
+            f.restype = ctypes.c_void_p
+        buf = ctypes.create_string_buffer((root + rel).encode())
+        r = f(buf, *args)
+        if (ret_ptr and not r) or (not ret_ptr and r < 0):
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+    return op
+
 def cwd_in(rel, extra, call='getcwd'):
     # getcwd with a buffer exactly `extra` bytes more than the path needs, or getwd.
     def op(root):
@@ -574,6 +587,20 @@ ops = [
     ("getcwd(buf, just enough)", cwd_in('/names', 0)),
     ("getcwd(buf, one byte short)", cwd_in('/names', -1)),
     ("getwd(buf)", cwd_in('/names', 0, 'getwd')),
+    ("stat(file/)", lambda root: os.stat(root + F + '/') and None),
+    ("stat(file/.)", lambda root: os.stat(root + F + '/.') and None),
+    ("open(file/, O_RDONLY)", os_open(F + '/', os.O_RDONLY)),
+    ("stat(dir/)", lambda root: os.stat(root + '/names/') and None),
+    ("listdir(dir/.) count", lambda root: len(os.listdir(root + '/names/.'))),
+    ("exists('') in a mount dir", lambda root: (os.chdir(root + '/names'), os.path.exists(''))[1]),
+    ("open('') in a mount dir", lambda root: (os.chdir(root + '/names'), os.close(os.open('', os.O_RDONLY)))[1]),
+    ("mkstemp(dir/XXXXXX)", c_call('mkstemp', '/names/tXXXXXX')),
+    ("mkostemp(dir/XXXXXX)", c_call('mkostemp', '/names/tXXXXXX', os.O_CLOEXEC)),
+    ("mkstemps(dir/XXXXXX.x)", c_call('mkstemps', '/names/tXXXXXX.x', 2)),
+    ("mkstemp(missing/XXXXXX)", c_call('mkstemp', '/nope/tXXXXXX')),
+    ("mkdtemp(dir/XXXXXX)", c_call('mkdtemp', '/names/tXXXXXX', ret_ptr=True)),
+    ("lchmod(file)", c_call('lchmod', F, 0o644)),
+    ("tempfile.mkstemp(dir=dir)", lambda root: __import__('tempfile').mkstemp(dir=root + '/names') and None),
     ("statvfs(file).f_flag & ST_RDONLY", lambda root: os.statvfs(root + F).f_flag & os.ST_RDONLY),
 ]
 out = {}

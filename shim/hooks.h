@@ -64,6 +64,8 @@
   X(custom, int, faccessat, (int dirfd, const char* path, int mode, int flags), (dirfd, path, mode, flags), DSC_NOTHROW) \
   X(custom, int, euidaccess, (const char* path, int mode), (path, mode), DSC_NOTHROW) \
   X(custom, int, eaccess, (const char* path, int mode), (path, mode), DSC_NOTHROW) \
+  X(custom, int, name_to_handle_at, (int dirfd, const char* path, struct file_handle* handle, int* mount_id, int flags), (dirfd, path, handle, mount_id, flags), DSC_NOTHROW) \
+  X(custom, int, inotify_add_watch, (int fd, const char* path, uint32_t mask), (fd, path, mask), DSC_NOTHROW) \
   X(custom, ssize_t, readlink, (const char* path, char* buf, size_t size), (path, buf, size), DSC_NOTHROW) \
   X(custom, ssize_t, readlinkat, (int dirfd, const char* path, char* buf, size_t size), (dirfd, path, buf, size), DSC_NOTHROW) \
   X(lookup1, int, statfs, (const char* path, struct statfs* buf), (path, buf), DSC_NOTHROW) \

@@ -184,5 +184,22 @@ __attribute__((visibility("default"))) int euidaccess(const char* path, int mode
 __attribute__((visibility("default"))) int eaccess(const char* path, int mode) noexcept {
   return access_path(AT_FDCWD, path, mode, 0, true);
 }
+// Names looked up for something other than their bytes: the mirror's entry.
+__attribute__((visibility("default"))) int name_to_handle_at(int dirfd, const char* path, struct file_handle* handle,
+                                                             int* mount_id, int flags) noexcept {
+  Target t;
+  if ((flags & AT_EMPTY_PATH) != 0 && path != nullptr && path[0] == '\0') {
+    return REAL(name_to_handle_at)(dirfd, path, handle, mount_id, flags);
+  }
+  if (route(dirfd, path, t) != Route::mapped) return REAL(name_to_handle_at)(dirfd, path, handle, mount_id, flags);
+  if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
+  return REAL(name_to_handle_at)(t.at_fd, t.at_path, handle, mount_id, flags);
+}
+__attribute__((visibility("default"))) int inotify_add_watch(int fd, const char* path, uint32_t mask) noexcept {
+  Target t;
+  if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(inotify_add_watch)(fd, path, mask);
+  if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
+  return REAL(inotify_add_watch)(fd, t.mirror, mask);
+}
 
 }  // extern "C"

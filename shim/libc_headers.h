@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <ftw.h>
 #include <glob.h>
 #include <spawn.h>

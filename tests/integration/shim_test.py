@@ -518,6 +518,27 @@ def c_call(fn, rel, *args, ret_ptr=False):
             raise OSError(e, os.strerror(e))
     return op
 
+def handle_of(rel):
+    def op(root):
+        buf = ctypes.create_string_buffer(8 + 128)
+        ctypes.memmove(buf, (128).to_bytes(4, 'little'), 4)  # handle_bytes
+        mount_id = ctypes.c_int()
+        if libc.name_to_handle_at(-100, (root + rel).encode(), buf, ctypes.byref(mount_id), 0) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+    return op
+
+def watch(rel):
+    def op(root):
+        fd = libc.inotify_init1(0)
+        try:
+            if libc.inotify_add_watch(fd, (root + rel).encode(), 0x1) < 0:  # IN_ACCESS
+                e = ctypes.get_errno()
+                raise OSError(e, os.strerror(e))
+        finally:
+            os.close(fd)
+    return op
+
 def cwd_in(rel, extra, call='getcwd'):
     # getcwd with a buffer exactly `extra` bytes more than the path needs, or getwd.
     def op(root):
@@ -601,6 +622,11 @@ ops = [
     ("mkdtemp(dir/XXXXXX)", c_call('mkdtemp', '/names/tXXXXXX', ret_ptr=True)),
     ("lchmod(file)", c_call('lchmod', F, 0o644)),
     ("tempfile.mkstemp(dir=dir)", lambda root: __import__('tempfile').mkstemp(dir=root + '/names') and None),
+    ("name_to_handle_at(file)", handle_of(F)),
+    ("name_to_handle_at(missing)", handle_of('/nope')),
+    ("inotify_add_watch(dir)", watch('/names')),
+    ("inotify_add_watch(file)", watch(F)),
+    ("inotify_add_watch(missing)", watch('/nope')),
     ("statvfs(file).f_flag & ST_RDONLY", lambda root: os.statvfs(root + F).f_flag & os.ST_RDONLY),
 ]
 out = {}

@@ -187,6 +187,21 @@ void scan_inherited_fds() {
   ::closedir(dir);
 }
 
+// Does `absolute` go into a mount before its first ".." segment? (Then the
+// ".." is resolved lexically: the mount's path does not exist on disk.)
+bool leaves_a_mount(const char* absolute) {
+  const char* dots = absolute;
+  while ((dots = std::strstr(dots, "/..")) != nullptr && dots[3] != '\0' && dots[3] != '/') ++dots;
+  if (dots == nullptr) return false;
+  char before[kMaxPathLength], normal[kMaxPathLength];
+  const size_t n = static_cast<size_t>(dots - absolute);
+  if (n + 1 > sizeof before) return false;
+  std::memcpy(before, absolute, n);
+  before[n] = '\0';
+  const char* rel = nullptr;
+  return normalize(before, normal, sizeof normal) && find_mount(g_config, normal, &rel) != nullptr;
+}
+
 bool is_ancestor_of_mount(const char* path) {
   size_t n = std::strlen(path);
   for (int i = 0; i < g_config.mount_count; ++i) {
@@ -237,7 +252,10 @@ Route route_slow(int dirfd, const char* path, Target& target) {
   if (!normalize(absolute, target.user, sizeof target.user)) return Route::pass;
   const char* rel = nullptr;
   const MountConfig* m = find_mount(g_config, target.user, &rel);
-  if (m == nullptr) return Route::pass;
+  if (m == nullptr) {
+    if (leaves_a_mount(absolute)) target.real_path = target.user;
+    return Route::pass;
+  }
   target.mount = static_cast<int>(m - g_config.mounts);
   target.rel = rel;
   const MirrorRoot& root = g_roots[target.mount];

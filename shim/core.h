@@ -43,7 +43,17 @@ struct Target {
   // root can be opened.
   int at_fd = AT_FDCWD;
   const char* at_path = nullptr;
+  // Set (to `user`) when the route is `pass` but the program's path went
+  // into a mount and `..` took it out again ("/data/m/../x", "../.." from a
+  // cwd inside a mount): the kernel would look for the mount's path on disk,
+  // or walk up from the mirror; the lexical result is what a local copy gives.
+  const char* real_path = nullptr;
 };
+
+// What a passed-through call gets: (dirfd, path) as the program gave them,
+// or (AT_FDCWD, the lexical path) when `..` left a mount.
+inline const char* pass_path(const Target& t, const char* path) { return t.real_path != nullptr ? t.real_path : path; }
+inline int pass_dirfd(const Target& t, int dirfd) { return t.real_path != nullptr ? AT_FDCWD : dirfd; }
 
 enum class Route : uint8_t { pass, mapped };
 

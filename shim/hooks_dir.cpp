@@ -41,6 +41,7 @@ ssize_t readlink_common(int dirfd, const char* path, char* buf, size_t size) {
     if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
     return REAL(readlinkat)(t.at_fd, t.at_path, buf, size);
   }
+  if (t.real_path != nullptr) return REAL(readlinkat)(AT_FDCWD, t.real_path, buf, size);
   if (path == nullptr || t_depth != 0 || !active() ||
       !(names_an_open_fd(path) || (dirfd != AT_FDCWD && path[0] != '/'))) {
     return REAL(readlinkat)(dirfd, path, buf, size);
@@ -58,7 +59,7 @@ ssize_t readlink_common(int dirfd, const char* path, char* buf, size_t size) {
 
 char* realpath_common(const char* path, char* resolved, size_t resolved_size) {
   Target t;
-  if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(realpath)(path, resolved);
+  if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(realpath)(pass_path(t, path), resolved);
   if (int rc = prepare_lookup(t); rc != 0) return errno = -rc, nullptr;
   char mirror_resolved[PATH_MAX];
   if (REAL(realpath)(t.mirror, mirror_resolved) == nullptr) return nullptr;
@@ -85,7 +86,7 @@ __attribute__((visibility("default"))) ssize_t readlinkat(int dirfd, const char*
 
 __attribute__((visibility("default"))) DIR* opendir(const char* path) {
   Target t;
-  if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(opendir)(path);
+  if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(opendir)(pass_path(t, path));
   if (int rc = prepare_directory(t); rc != 0) return errno = -rc, nullptr;
   DIR* dir = open_mirror_dir(t);
   if (dir != nullptr) mark_mapped_dirfd(dirfd(dir));  // it may anchor *at() calls (fts, dir_fd=)
@@ -108,7 +109,7 @@ __attribute__((visibility("default"))) char* canonicalize_file_name(const char* 
 __attribute__((visibility("default"))) int chdir(const char* path) noexcept {
   Target t;
   if (route(AT_FDCWD, path, t) != Route::mapped) {
-    int rc = REAL(chdir)(path);
+    int rc = REAL(chdir)(pass_path(t, path));
     if (rc == 0 && active()) refresh_cwd();
     return rc;
   }

@@ -45,12 +45,15 @@ int create_error(int dirfd, const char* path) {
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
     Target t;                                                                           \
     const char* path_ = DSC_FIRST_PATH args;                                            \
-    if (route(AT_FDCWD, path_, t) != Route::mapped) return REAL(name)(DSC_UNPAREN args); \
+    if (route(AT_FDCWD, path_, t) != Route::mapped) {                                    \
+      if (t.real_path != nullptr) return dsc_call_with_path_##name(false, t.real_path, DSC_UNPAREN args); \
+      return REAL(name)(DSC_UNPAREN args);                                              \
+    }                                                                                   \
     if (int rc = prepare_lookup(t); rc != 0) {                                          \
       errno = -rc;                                                                      \
       return static_cast<ret>(-1);                                                      \
     }                                                                                   \
-    return dsc_call_with_path_##name(t.mirror, DSC_UNPAREN args);                       \
+    return dsc_call_with_path_##name(true, t.mirror, DSC_UNPAREN args);                       \
   }
 
 #define DSC_HOOK_mutate1(ret, name, params, args, spec)                                  \
@@ -116,40 +119,41 @@ int create_error(int dirfd, const char* path) {
 
 #define DSC_HOOK_custom(ret, name, params, args, spec)
 
-// For the lookup kinds: the real call with the path argument replaced. A
-// mount is a read-only file system: its statfs/statvfs flags say so.
+// For the lookup kinds: the real call with the path argument replaced
+// (`mapped`: by the mirror's, else by the lexical one `..` left a mount for).
+// A mount is a read-only file system: its statfs/statvfs flags say so.
 namespace {
-inline int dsc_call_with_path_statfs(const char* p, const char*, struct statfs* b) {
+inline int dsc_call_with_path_statfs(bool mapped, const char* p, const char*, struct statfs* b) {
   const int r = REAL(statfs)(p, b);
-  if (r == 0) b->f_flags |= ST_RDONLY;
+  if (r == 0 && mapped) b->f_flags |= ST_RDONLY;
   return r;
 }
-inline int dsc_call_with_path_statfs64(const char* p, const char*, struct statfs64* b) {
+inline int dsc_call_with_path_statfs64(bool mapped, const char* p, const char*, struct statfs64* b) {
   const int r = REAL(statfs64)(p, b);
-  if (r == 0) b->f_flags |= ST_RDONLY;
+  if (r == 0 && mapped) b->f_flags |= ST_RDONLY;
   return r;
 }
-inline int dsc_call_with_path_statvfs(const char* p, const char*, struct statvfs* b) {
+inline int dsc_call_with_path_statvfs(bool mapped, const char* p, const char*, struct statvfs* b) {
   const int r = REAL(statvfs)(p, b);
-  if (r == 0) b->f_flag |= ST_RDONLY;
+  if (r == 0 && mapped) b->f_flag |= ST_RDONLY;
   return r;
 }
-inline int dsc_call_with_path_statvfs64(const char* p, const char*, struct statvfs64* b) {
+inline int dsc_call_with_path_statvfs64(bool mapped, const char* p, const char*, struct statvfs64* b) {
   const int r = REAL(statvfs64)(p, b);
-  if (r == 0) b->f_flag |= ST_RDONLY;
+  if (r == 0 && mapped) b->f_flag |= ST_RDONLY;
   return r;
 }
-inline long dsc_call_with_path_pathconf(const char* p, const char*, int name) { return REAL(pathconf)(p, name); }
-inline ssize_t dsc_call_with_path_getxattr(const char* p, const char*, const char* n, void* v, size_t s) {
+inline long dsc_call_with_path_pathconf(bool, const char* p, const char*, int name) { return REAL(pathconf)(p, name); }
+inline ssize_t dsc_call_with_path_getxattr(bool, const char* p, const char*, const char* n, void* v, size_t s) {
   return REAL(getxattr)(p, n, v, s);
 }
-inline ssize_t dsc_call_with_path_lgetxattr(const char* p, const char*, const char* n, void* v, size_t s) {
+inline ssize_t dsc_call_with_path_lgetxattr(bool, const char* p, const char*, const char* n, void* v, size_t s) {
   return REAL(lgetxattr)(p, n, v, s);
 }
-inline ssize_t dsc_call_with_path_listxattr(const char* p, const char*, char* l, size_t s) {
+inline ssize_t dsc_call_with_path_listxattr(bool, const char* p, const char*, char* l, size_t s) {
   return REAL(listxattr)(p, l, s);
 }
-inline ssize_t dsc_call_with_path_llistxattr(const char* p, const char*, char* l, size_t s) {
+inline ssize_t dsc_call_with_path_llistxattr(bool, const char* p, const char*, char* l, size_t s) {
   return REAL(llistxattr)(p, l, s);
 }
 }  // namespace

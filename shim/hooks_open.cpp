@@ -11,7 +11,7 @@ namespace {
 
 __attribute__((noinline)) int open_maybe_mapped(int dirfd, const char* path, int flags, mode_t mode) {
   Target t;
-  if (route(dirfd, path, t) != Route::mapped) return REAL(openat)(dirfd, path, flags, mode);
+  if (route(dirfd, path, t) != Route::mapped) return REAL(openat)(pass_dirfd(t, dirfd), pass_path(t, path), flags, mode);
   int fd = open_mapped(t, flags, mode, false);
   return fd >= 0 ? fd : fail(fd);
 }
@@ -74,7 +74,7 @@ FILE* fopen_path(const char* path, const char* mode, FILE* (*real)(const char*, 
   Target t;
   if (route(AT_FDCWD, path, t) != Route::mapped) {
     if (real == nullptr) return errno = ENOSYS, nullptr;
-    FILE* f = real(path, mode);
+    FILE* f = real(pass_path(t, path), mode);
     if (f == nullptr || t_depth != 0) return f;
     const bool names_fd = names_an_open_fd(path);
     if (g_partial_count.load(std::memory_order_relaxed) == 0 && !names_fd) return f;
@@ -182,7 +182,7 @@ __attribute__((visibility("default"))) FILE* fopen64(const char* path, const cha
 
 __attribute__((visibility("default"))) FILE* freopen(const char* path, const char* mode, FILE* stream) {
   Target t;
-  if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(freopen)(path, mode, stream);
+  if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(freopen)(pass_path(t, path), mode, stream);
   if (stdio_writes(mode)) return refuse_stdio_write(t, mode);
   // Held open across the reopen: the stream must end up on this very file.
   int fd = open_mapped(t, O_RDONLY | O_CLOEXEC, 0, true);

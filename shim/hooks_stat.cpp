@@ -34,7 +34,7 @@ void fix_filling(Stat* st, const timespec& mtime) {
 template <class Stat, class Call>
 __attribute__((noinline)) int stat_maybe_mapped(int dirfd, const char* path, Stat* st, Call call) {
   Target t;
-  if (route(dirfd, path, t) != Route::mapped) return call(dirfd, path);
+  if (route(dirfd, path, t) != Route::mapped) return call(pass_dirfd(t, dirfd), pass_path(t, path));
   if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
   int r = call(t.at_fd, t.at_path);
   if (r == 0) {
@@ -63,8 +63,8 @@ void fix_if_partial(int fd, int rc, Stat* st) {
 int access_path(int dirfd, const char* path, int mode, int flags, bool effective) {
   Target t;
   if (route(dirfd, path, t) != Route::mapped) {
-    if (effective) return REAL(euidaccess)(path, mode);
-    return REAL(faccessat)(dirfd, path, mode, flags);
+    if (effective) return REAL(euidaccess)(pass_path(t, path), mode);
+    return REAL(faccessat)(pass_dirfd(t, dirfd), pass_path(t, path), mode, flags);
   }
   if ((mode & W_OK) != 0) return fail(-EROFS);
   if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
@@ -167,7 +167,9 @@ __attribute__((visibility("default"))) int statx(int dirfd, const char* path, in
     return partial_mtime(dirfd, &mtime) ? fix_statx(rc, true) : rc;
   }
   Target t;
-  if (route(dirfd, path, t) != Route::mapped) return REAL(statx)(dirfd, path, flags, mask, stx);
+  if (route(dirfd, path, t) != Route::mapped) {
+    return REAL(statx)(pass_dirfd(t, dirfd), pass_path(t, path), flags, mask, stx);
+  }
   if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
   const int rc = REAL(statx)(t.at_fd, t.at_path, flags, mask, stx);
   return fix_statx(rc, rc == 0 && S_ISREG(stx->stx_mode) && filling_mtime(t, stx->stx_size, &mtime));

@@ -665,7 +665,80 @@ def test_errno_matches_a_read_only_local_copy():
     assert not differ, differ
 
 
-TESTS = [test_coreutils_byte_for_byte, test_errno_matches_a_read_only_local_copy, test_coreutils_tools, test_negative_cases, test_python_stdlib,
+DOTDOT_TABLE = r'''
+import json, os, subprocess, sys
+
+def in_dir(rel, fn):
+    def op(root):
+        old = os.getcwd()
+        os.chdir(root + rel)
+        try:
+            return fn(root)
+        finally:
+            os.chdir(old)
+    return op
+
+def climb(root):
+    os.chdir('..')
+    os.chdir('..')
+    return os.getcwd().replace(os.path.dirname(root), 'PARENT')
+
+ops = [
+    ("stat(root/..) is a dir", lambda root: os.path.isdir(root + '/..')),
+    ("listdir(root/..)", lambda root: sorted(os.listdir(root + '/..'))),
+    ("read(root/../sibling.txt)", lambda root: open(root + '/../sibling.txt').read()),
+    ("read(root/names/../../sibling.txt)", lambda root: open(root + '/names/../../sibling.txt').read()),
+    ("from root/names: read ../../sibling.txt", in_dir('/names', lambda root: open('../../sibling.txt').read())),
+    ("from root/names: stat ../../sibling.txt", in_dir('/names', lambda root: os.stat('../../sibling.txt').st_size)),
+    ("from root/names: chdir .. twice", in_dir('/names', climb)),
+    ("from root: listdir ..", in_dir('', lambda root: sorted(os.listdir('..')))),
+    ("realpath(root/names/../..)", lambda root: os.path.realpath(root + '/names/../..').replace(os.path.dirname(root), 'PARENT')),
+    ("ls -la root: exit status", lambda root: subprocess.run(['ls', '-la', root], capture_output=True).returncode),
+    ("ls -la root: '..' line has a mode", lambda root: [l.split()[0][0] for l in subprocess.run(['ls', '-la', root], capture_output=True, text=True).stdout.splitlines() if l.endswith(' ..')]),
+]
+out = {}
+for root in sys.argv[1:]:
+    for name, op in ops:
+        try:
+            result = op(root)
+        except OSError as e:
+            result = 'error %d' % e.errno
+        out.setdefault(name, []).append(result)
+print(json.dumps(out))
+'''
+
+
+def test_dotdot_out_of_a_mount_as_out_of_a_local_copy():
+    # `..` that leaves a mount root goes to the real parent, lexically (issue
+    # 12): before, `stat m/..` was ENOENT (ls -la printed `d????????? ..` and
+    # exited 1), `../../sibling.txt` from inside was ENOENT, and `chdir ..`
+    # twice landed in the cache's mirror directory. The mount's directory
+    # exists here (an empty mount point, as a pod's mountPath is); a parent
+    # that does not exist at all is not covered yet.
+    side, roside = os.path.join(WORK, "side"), os.path.join(WORK, "roside")
+    for d in (side, roside):
+        os.makedirs(os.path.join(d, "m"), exist_ok=True)
+        with open(os.path.join(d, "sibling.txt"), "w") as f:
+            f.write("beside the mount\n")
+    ro = os.path.join(roside, "m")
+    subprocess.run(["umount", ro], capture_output=True)
+    if subprocess.run(["mount", "--bind", LOCAL, ro], capture_output=True).returncode != 0:
+        print("  skipped: a read-only bind mount needs root (mount --bind failed)")
+        return
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", ro], check=True, capture_output=True)
+        mounts = "%s/m=s3://%s/%s" % (side, BUCKET, PREFIX.rstrip("/"))  # (a URL is mounted once)
+        r = run([PY, "-c", DOTDOT_TABLE, ro, side + "/m"], environ=env(DSCACHE_MOUNTS=mounts))
+        results = json.loads(r.stdout)
+    finally:
+        subprocess.run(["umount", ro], capture_output=True)
+    differ = {name: pair for name, pair in results.items() if pair[0] != pair[1]}
+    print("  %d uses of '..' compared with a read-only bind mount: %d differ %s" % (len(results), len(differ), differ))
+    assert not differ, differ
+
+
+TESTS = [test_coreutils_byte_for_byte, test_errno_matches_a_read_only_local_copy,
+         test_dotdot_out_of_a_mount_as_out_of_a_local_copy, test_coreutils_tools, test_negative_cases, test_python_stdlib,
          test_numpy_pil_tar_lmdb_h5py_torch, test_dataloader_fork_and_spawn, test_glibc_walkers_and_execl,
          test_program_closing_every_fd,
          test_fio_psync_and_mmap,

@@ -642,6 +642,24 @@ print(json.dumps(out))
 '''
 
 
+def compare_with_read_only_copy(script, ro, mount_root, environ, what):
+    """Runs `script` (a table of calls printing {name: [result on ro, result on
+    mount_root]}) with LOCAL bind-mounted read-only at `ro`, under the shim;
+    asserts both roots gave the same results."""
+    subprocess.run(["umount", ro], capture_output=True)
+    if subprocess.run(["mount", "--bind", LOCAL, ro], capture_output=True).returncode != 0:
+        print("  skipped: a read-only bind mount needs root (mount --bind failed)")
+        return
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", ro], check=True, capture_output=True)
+        results = json.loads(run([PY, "-c", script, ro, mount_root], environ=environ).stdout)
+    finally:
+        subprocess.run(["umount", ro], capture_output=True)
+    differ = {name: pair for name, pair in results.items() if pair[0] != pair[1]}
+    print("  %d %s compared with a read-only bind mount: %d differ %s" % (len(results), what, len(differ), differ))
+    assert not differ, differ
+
+
 def test_errno_matches_a_read_only_local_copy():
     # Every call below on the mount gives what it gives on a read-only bind
     # mount of the same tree (issue 12). Before: open(missing, O_RDWR) and
@@ -650,19 +668,7 @@ def test_errno_matches_a_read_only_local_copy():
     # fopen(file, "wx") EROFS (EEXIST), open(file, O_RDONLY|O_APPEND) EROFS (opens).
     ro = os.path.join(WORK, "ro-copy")
     os.makedirs(ro, exist_ok=True)
-    subprocess.run(["umount", ro], capture_output=True)
-    if subprocess.run(["mount", "--bind", LOCAL, ro], capture_output=True).returncode != 0:
-        print("  skipped: a read-only bind mount needs root (mount --bind failed)")
-        return
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", ro], check=True, capture_output=True)
-        r = run([PY, "-c", ERRNO_TABLE, ro, MOUNT])
-        results = json.loads(r.stdout)
-    finally:
-        subprocess.run(["umount", ro], capture_output=True)
-    differ = {name: pair for name, pair in results.items() if pair[0] != pair[1]}
-    print("  %d calls compared with a read-only bind mount: %d differ %s" % (len(results), len(differ), differ))
-    assert not differ, differ
+    compare_with_read_only_copy(ERRNO_TABLE, ro, MOUNT, env(), "calls")
 
 
 DOTDOT_TABLE = r'''
@@ -720,21 +726,9 @@ def test_dotdot_out_of_a_mount_as_out_of_a_local_copy():
         os.makedirs(os.path.join(d, "m"), exist_ok=True)
         with open(os.path.join(d, "sibling.txt"), "w") as f:
             f.write("beside the mount\n")
-    ro = os.path.join(roside, "m")
-    subprocess.run(["umount", ro], capture_output=True)
-    if subprocess.run(["mount", "--bind", LOCAL, ro], capture_output=True).returncode != 0:
-        print("  skipped: a read-only bind mount needs root (mount --bind failed)")
-        return
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", ro], check=True, capture_output=True)
-        mounts = "%s/m=s3://%s/%s" % (side, BUCKET, PREFIX.rstrip("/"))  # (a URL is mounted once)
-        r = run([PY, "-c", DOTDOT_TABLE, ro, side + "/m"], environ=env(DSCACHE_MOUNTS=mounts))
-        results = json.loads(r.stdout)
-    finally:
-        subprocess.run(["umount", ro], capture_output=True)
-    differ = {name: pair for name, pair in results.items() if pair[0] != pair[1]}
-    print("  %d uses of '..' compared with a read-only bind mount: %d differ %s" % (len(results), len(differ), differ))
-    assert not differ, differ
+    mounts = "%s/m=s3://%s/%s" % (side, BUCKET, PREFIX.rstrip("/"))  # (a URL is mounted once)
+    compare_with_read_only_copy(DOTDOT_TABLE, os.path.join(roside, "m"), side + "/m", env(DSCACHE_MOUNTS=mounts),
+                                "uses of '..'")
 
 
 TESTS = [test_coreutils_byte_for_byte, test_errno_matches_a_read_only_local_copy,

@@ -426,8 +426,11 @@ def test_a_file_larger_than_the_cache_slides_through_it():
                   numbers["through"]))
         for o, rc in outs:
             assert rc == 0 and o["wrong"] == 0 and not o["errors"], o
-        # The window (capped to a quarter of the cache) and fills in flight on top of the capacity.
-        assert peak <= (size + size // 2) << 20, peak
+        # On top of the capacity: the readahead window (a quarter of it), fills
+        # in flight and ranges held 200 ms for their readers (more, the faster
+        # the machine reads): within twice the capacity; the old code held the
+        # whole 80 MB file.
+        assert peak <= (2 * size) << 20, peak
         assert numbers["through"] != "0", numbers
 
 

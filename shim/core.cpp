@@ -108,9 +108,10 @@ bool normalize(const char* in, char* out, size_t size) {
 // through the shim used to spend a tenth of its time in). false if too long.
 bool concat(char* out, size_t size, std::string_view a, std::string_view b, std::string_view c = {}) {
   if (a.size() + b.size() + c.size() + 1 > size) return false;
-  std::memcpy(out, a.data(), a.size());
-  std::memcpy(out + a.size(), b.data(), b.size());
-  std::memcpy(out + a.size() + b.size(), c.data(), c.size());
+  // (An empty view may have no data: memcpy must not see its null pointer.)
+  if (!a.empty()) std::memcpy(out, a.data(), a.size());
+  if (!b.empty()) std::memcpy(out + a.size(), b.data(), b.size());
+  if (!c.empty()) std::memcpy(out + a.size() + b.size(), c.data(), c.size());
   out[a.size() + b.size() + c.size()] = '\0';
   return true;
 }

@@ -136,13 +136,12 @@ def tree_bytes(name, size):
 
 def tree_truth():
     """{name: md5} of the tree, made once (and the local copy, and the bucket's)."""
-    truth_file = os.path.join(WORK, "tree-truth.json")
     local = os.path.join(WORK, "tree")
     global TRUTH
     if TRUTH is not None:
         return TRUTH
     # Made once per run: the S3 server may be a fresh one (each ctest run
-    # starts its own), the local copy and truth file kept from an earlier run.
+    # starts its own), the local copy kept from an earlier run.
     bucket = os.environ["DSCACHE_TEST_S3_BUCKET"]
     s3 = s3_client()
     truth = {}
@@ -161,8 +160,6 @@ def tree_truth():
             pass
         s3.put_object(Bucket=bucket, Key="cap/" + name, Body=data)
     os.makedirs(os.path.join(local, "empty_dir"), exist_ok=True)
-    with open(truth_file, "w") as f:
-        json.dump(truth, f)
     TRUTH = truth
     return truth
 

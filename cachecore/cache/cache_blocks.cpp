@@ -394,12 +394,6 @@ void CacheManager::blocks_arrived(Mount& mount, const std::string& path, const I
       index_->modify(dir_index, [](SlotSnapshot& v) { v.mtime_ns = 0; });
     }
   }
-  if (!status.ok()) {
-    mount.stats->errors.fetch_add(1, std::memory_order_relaxed);
-    DSCACHE_LOG(warn, "filling blocks %llu-%llu of %s/%s failed: %s", static_cast<unsigned long long>(first),
-                static_cast<unsigned long long>(last), mount.config.prefix, path.c_str(), status.message().c_str());
-  }
-
   std::vector<std::pair<Reply, Status>> answers;
   {
     std::lock_guard lock(mutex_);
@@ -423,6 +417,21 @@ void CacheManager::blocks_arrived(Mount& mount, const std::string& path, const I
     if (complete && state.in_flight.empty() && state.waiters.empty()) {
       if (state.writer_fd >= 0) ::close(state.writer_fd);
       blocks_.erase(key);
+    }
+  }
+  if (!status.ok()) {
+    // A run only read ahead of its readers, refused room or overtaken by the
+    // file's own eviction (ESTALE, ENOSPC), harmed nobody: readers ask again
+    // for what they need. Every other failure, and any a reader got, is an
+    // error (`dscache status`), with its line in daemon.log.
+    const bool seen = std::any_of(answers.begin(), answers.end(), [](const auto& a) { return !a.second.ok(); });
+    const bool speculative = !seen && (status.code() == ESTALE || status.code() == ENOSPC);
+    if (!speculative) mount.stats->errors.fetch_add(1, std::memory_order_relaxed);
+    const LogLevel level = speculative ? LogLevel::info : LogLevel::warn;
+    if (log_enabled(level)) {
+      logf(level, "filling blocks %llu-%llu of %s/%s failed%s: %s", static_cast<unsigned long long>(first),
+           static_cast<unsigned long long>(last), mount.config.prefix, path.c_str(),
+           speculative ? " (read ahead, no reader waited)" : "", status.message().c_str());
     }
   }
   for (auto& [reply, s] : answers) reply(s);

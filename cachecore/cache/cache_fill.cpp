@@ -38,7 +38,7 @@ void record_latency(MountStats& stats, std::chrono::steady_clock::duration elaps
 
 }  // namespace
 
-void CacheManager::finish_fill(Mount& mount, const std::string&, const IndexKey& key, Status status) {
+void CacheManager::finish_fill(Mount& mount, const std::string& path, const IndexKey& key, Status status) {
   std::vector<Reply> waiters;
   {
     std::lock_guard lock(mutex_);
@@ -49,7 +49,12 @@ void CacheManager::finish_fill(Mount& mount, const std::string&, const IndexKey&
     }
     --in_flight_;
   }
-  if (!status.ok()) mount.stats->errors.fetch_add(1, std::memory_order_relaxed);
+  if (!status.ok()) {
+    // Every error counted is in daemon.log, whoever (if anyone) waited for it.
+    mount.stats->errors.fetch_add(1, std::memory_order_relaxed);
+    DSCACHE_LOG(warn, "fetching %s/%s failed (%zu waiting): %s", mount.config.prefix, path.c_str(), waiters.size(),
+                status.message().c_str());
+  }
   for (Reply& r : waiters) r(status);
 }
 
@@ -192,7 +197,6 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
           }
         });
       }
-      DSCACHE_LOG(warn, "fetching %s/%s failed: %s", mount.config.prefix, path.c_str(), status.message().c_str());
     }
     release(job->reserved);  // now counted in bytes_cached_, or not needed
     finish_fill(mount, path, key, status);

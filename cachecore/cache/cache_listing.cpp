@@ -106,7 +106,10 @@ void CacheManager::list_once(Mount& mount, const std::string& dir, const IndexKe
   pool_->post(
       [this, mount = &mount, dir, key] {
         Status s = list_directory(*mount, dir);
-        if (!s.ok()) mount->stats->errors.fetch_add(1, std::memory_order_relaxed);
+        if (!s.ok()) {
+          mount->stats->errors.fetch_add(1, std::memory_order_relaxed);
+          DSCACHE_LOG(warn, "listing %s/%s failed: %s", mount->config.prefix, dir.c_str(), s.message().c_str());
+        }
         const bool store_failed = !s.ok() && s.code() != ENOENT && s.code() != ENOTDIR;
         // Denials and space are about this directory or this cache; the rest
         // (EIO, timeouts, refused connections) about the store as a whole.

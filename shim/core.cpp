@@ -149,9 +149,11 @@ void initialize() {
       for (int i = 0; i < g_config.mount_count; ++i) {
         const MountConfig& m = g_config.mounts[i];
         g_first_char[static_cast<unsigned char>(m.prefix[1])] = true;
+        g_first_char[0] = true;  // "/", the directory above every mount
         int n = std::snprintf(g_roots[i].path, sizeof g_roots[i].path, "%s/mirror/%s", g_config.cache_dir, m.id_hex);
         g_roots[i].length = static_cast<size_t>(n);
       }
+      init_above();
       init_daemon_link();
       g_pid.store(static_cast<int>(syscall(SYS_getpid)));
       pthread_atfork(nullptr, nullptr, child_after_fork);
@@ -188,8 +190,9 @@ void scan_inherited_fds() {
   ::closedir(dir);
 }
 
-// Does `absolute` go into a mount before its first ".." segment? (Then the
-// ".." is resolved lexically: the mount's path does not exist on disk.)
+// Does `absolute` go into a mount, or into a directory above one that is
+// missing on disk, before its first ".." segment? (Then the ".." is resolved
+// lexically: the kernel would not find that path on disk.)
 bool leaves_a_mount(const char* absolute) {
   const char* dots = absolute;
   while ((dots = std::strstr(dots, "/..")) != nullptr && dots[3] != '\0' && dots[3] != '/') ++dots;
@@ -200,7 +203,8 @@ bool leaves_a_mount(const char* absolute) {
   std::memcpy(before, absolute, n);
   before[n] = '\0';
   const char* rel = nullptr;
-  return normalize(before, normal, sizeof normal) && find_mount(g_config, normal, &rel) != nullptr;
+  return normalize(before, normal, sizeof normal) &&
+         (find_mount(g_config, normal, &rel) != nullptr || in_missing_above(normal));
 }
 
 bool is_ancestor_of_mount(const char* path) {
@@ -255,6 +259,7 @@ Route route_slow(int dirfd, const char* path, Target& target) {
   const MountConfig* m = find_mount(g_config, target.user, &rel);
   if (m == nullptr) {
     if (leaves_a_mount(absolute)) target.real_path = target.user;
+    route_above(target);
     return Route::pass;
   }
   target.mount = static_cast<int>(m - g_config.mounts);
@@ -474,7 +479,7 @@ bool mirror_to_user(const char* path, char* out, size_t size) {
     int n = std::snprintf(out, size, "%s%s", g_config.mounts[i].prefix, path + r.length);
     return n >= 0 && static_cast<size_t>(n) < size;
   }
-  return false;
+  return above_to_user(path, out, size);
 }
 
 void refresh_cwd() {

@@ -48,6 +48,13 @@ struct Target {
   // cwd inside a mount): the kernel would look for the mount's path on disk,
   // or walk up from the mirror; the lexical result is what a local copy gives.
   const char* real_path = nullptr;
+  // Not in a mount: the directory above mounts (shim/above.cpp) the path is,
+  // -1 if none ("/" and "/data" for a mount at /data/m).
+  int above = -1;
+  // Set when the path is at or below a directory above a mount that is
+  // missing on disk: real_path is then its stand-in under <cache dir>/above
+  // (in `mirror`), read-only like a mount.
+  bool synthetic = false;
 };
 
 // What a passed-through call gets: (dirfd, path) as the program gave them,
@@ -143,6 +150,21 @@ void move_own_fd(int fd);
 constexpr int kMaxOwnFds = 80;
 int own_fds(int* out, int max);  // in increasing order; how many
 void forget_fd_range(unsigned first, unsigned last);  // close_range, closefrom
+
+// Directories above the mounts (above.cpp). An fd just opened on `t` (not
+// mapped): if it is on a directory above a mount, *at() calls relative to it
+// are routed, and reading it lists the mounts' names the disk lacks.
+void note_above_fd(int fd, const Target& t);
+// After the disk's entries of such a directory, the names it lacks, one per
+// call; null when all are given.
+struct dirent64* above_next_entry(int fd);
+void rewind_above_listing(int fd);
+extern std::atomic<uint64_t> g_above_bits[];
+extern std::atomic<int> g_above_listings;
+inline bool has_above_listing(int fd) {
+  return g_above_listings.load(std::memory_order_relaxed) != 0 && fd >= 0 && fd < 65536 &&
+         (g_above_bits[fd / 64].load(std::memory_order_acquire) >> (fd % 64) & 1) != 0;
+}
 
 // Directory fds under a mount (or above one), for *at() calls relative to them.
 inline bool is_mapped_dirfd(int fd);

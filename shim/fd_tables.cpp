@@ -146,6 +146,7 @@ void mark_mapped_dirfd(int fd) { set_bit(g_dir_bits, fd, true); }
 void note_dup(int from, int to) {
   if (to < 0) return;
   set_bit(g_dir_bits, to, test_bit(g_dir_bits, from));
+  copy_above_listing(from, to);
   note_partial_dup(from, to);
 }
 

@@ -8,11 +8,15 @@
 // Kinds:
 //   custom       written by hand (open, stat, read, ... in hooks_*.cpp)
 //   lookup1      path first: rewritten into the mirror after its directory is listed
-//   mutate1      path first: EROFS under a mount, else passed through
+//   mutate1      path first: EROFS under a mount (or at a directory above one
+//                that only the cache has), else passed through (with the path
+//                `..` took out of a mount, as for every kind below)
 //   create1      path first, creates it: EEXIST if it exists, else EROFS (as the kernel orders them)
 //   create_at    (dirfd, path, ...): the same
 //   create_link  symlink (target, path): the same checks on path
 //   create_linkat symlinkat (target, dirfd, path): the same
+//   create_tmpl  mkstemp and kin: as create1, but the template is the caller's
+//                to fill in, so it is never replaced by another path
 //   mutate_at    (dirfd, path, ...): the same
 //   mutate2      (path, path): EROFS if either is under a mount
 //   mutate_at2   (dirfd, path, dirfd, path, ...): the same
@@ -79,6 +83,12 @@
   X(lookup1, ssize_t, llistxattr, (const char* path, char* list, size_t size), (path, list, size), DSC_NOTHROW) \
   /* names and directories */ \
   X(custom, DIR*, opendir, (const char* path), (path), DSC_MAYTHROW) \
+  X(custom, struct dirent*, readdir, (DIR* dir), (dir), DSC_MAYTHROW) \
+  X(custom, struct dirent64*, readdir64, (DIR* dir), (dir), DSC_MAYTHROW) \
+  X(custom, int, readdir_r, (DIR* dir, struct dirent* entry, struct dirent** result), (dir, entry, result), DSC_MAYTHROW) \
+  X(custom, int, readdir64_r, (DIR* dir, struct dirent64* entry, struct dirent64** result), (dir, entry, result), DSC_MAYTHROW) \
+  X(custom, void, rewinddir, (DIR* dir), (dir), DSC_MAYTHROW) \
+  X(custom, int, closedir, (DIR* dir), (dir), DSC_MAYTHROW) \
   X(custom, int, scandir, (const char* dir, struct dirent*** namelist, int (*filter)(const struct dirent*), int (*compar)(const struct dirent**, const struct dirent**)), (dir, namelist, filter, compar), DSC_MAYTHROW) \
   X(custom, int, scandir64, (const char* dir, struct dirent64*** namelist, int (*filter)(const struct dirent64*), int (*compar)(const struct dirent64**, const struct dirent64**)), (dir, namelist, filter, compar), DSC_MAYTHROW) \
   X(custom, int, scandirat, (int dirfd, const char* dir, struct dirent*** namelist, int (*filter)(const struct dirent*), int (*compar)(const struct dirent**, const struct dirent**)), (dirfd, dir, namelist, filter, compar), DSC_MAYTHROW) \
@@ -194,14 +204,14 @@
   X(write_fd, int, fallocate64, (int fd, int mode, off64_t offset, off64_t length), (fd, mode, offset, length), DSC_MAYTHROW) \
   X(create1, int, mkfifo, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
   /* temporary names (glibc makes them through calls no hook sees) */ \
-  X(create1, int, mkstemp, (char* tmpl), (tmpl), DSC_MAYTHROW) \
-  X(create1, int, mkstemp64, (char* tmpl), (tmpl), DSC_MAYTHROW) \
-  X(create1, int, mkostemp, (char* tmpl, int flags), (tmpl, flags), DSC_MAYTHROW) \
-  X(create1, int, mkostemp64, (char* tmpl, int flags), (tmpl, flags), DSC_MAYTHROW) \
-  X(create1, int, mkstemps, (char* tmpl, int suffixlen), (tmpl, suffixlen), DSC_MAYTHROW) \
-  X(create1, int, mkstemps64, (char* tmpl, int suffixlen), (tmpl, suffixlen), DSC_MAYTHROW) \
-  X(create1, int, mkostemps, (char* tmpl, int suffixlen, int flags), (tmpl, suffixlen, flags), DSC_MAYTHROW) \
-  X(create1, int, mkostemps64, (char* tmpl, int suffixlen, int flags), (tmpl, suffixlen, flags), DSC_MAYTHROW) \
+  X(create_tmpl, int, mkstemp, (char* tmpl), (tmpl), DSC_MAYTHROW) \
+  X(create_tmpl, int, mkstemp64, (char* tmpl), (tmpl), DSC_MAYTHROW) \
+  X(create_tmpl, int, mkostemp, (char* tmpl, int flags), (tmpl, flags), DSC_MAYTHROW) \
+  X(create_tmpl, int, mkostemp64, (char* tmpl, int flags), (tmpl, flags), DSC_MAYTHROW) \
+  X(create_tmpl, int, mkstemps, (char* tmpl, int suffixlen), (tmpl, suffixlen), DSC_MAYTHROW) \
+  X(create_tmpl, int, mkstemps64, (char* tmpl, int suffixlen), (tmpl, suffixlen), DSC_MAYTHROW) \
+  X(create_tmpl, int, mkostemps, (char* tmpl, int suffixlen, int flags), (tmpl, suffixlen, flags), DSC_MAYTHROW) \
+  X(create_tmpl, int, mkostemps64, (char* tmpl, int suffixlen, int flags), (tmpl, suffixlen, flags), DSC_MAYTHROW) \
   X(custom, char*, mkdtemp, (char* tmpl), (tmpl), DSC_NOTHROW) \
   X(create_at, int, mkfifoat, (int dirfd, const char* path, mode_t mode), (dirfd, path, mode), DSC_NOTHROW)
 // clang-format on

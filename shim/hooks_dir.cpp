@@ -1,6 +1,7 @@
 // Directories and names: opendir, chdir/fchdir, getcwd, realpath. The program
 // always sees its own paths, never the mirror's.
 #include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -59,7 +60,13 @@ ssize_t readlink_common(int dirfd, const char* path, char* buf, size_t size) {
 
 char* realpath_common(const char* path, char* resolved, size_t resolved_size) {
   Target t;
-  if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(realpath)(pass_path(t, path), resolved);
+  if (route(AT_FDCWD, path, t) != Route::mapped) {
+    char* r = REAL(realpath)(pass_path(t, path), resolved);
+    if (r == nullptr || !t.synthetic) return r;
+    // A stand-in above the mounts resolves to itself: shown as the program's path.
+    if (r != resolved) return to_user_malloced(r);
+    return to_user_in_place(r, resolved_size) ? r : (errno = ENAMETOOLONG, nullptr);
+  }
   if (int rc = prepare_lookup(t); rc != 0) return errno = -rc, nullptr;
   char mirror_resolved[PATH_MAX];
   if (REAL(realpath)(t.mirror, mirror_resolved) == nullptr) return nullptr;
@@ -69,6 +76,45 @@ char* realpath_common(const char* path, char* resolved, size_t resolved_size) {
   if (std::strlen(user) + 1 > resolved_size) return errno = ENAMETOOLONG, nullptr;
   std::memcpy(resolved, user, std::strlen(user) + 1);
   return resolved;
+}
+
+// readdir of a directory above a mount: the disk's entries, then the names
+// toward mounts that the disk lacks (errno as readdir leaves it at the end).
+template <class Dirent>
+Dirent* read_entry(DIR* dir, Dirent* (*real)(DIR*)) {
+  if (g_above_listings.load(std::memory_order_relaxed) == 0 || dir == nullptr) return real(dir);
+  const int fd = dirfd(dir);
+  if (!has_above_listing(fd)) return real(dir);
+  const int saved = errno;
+  errno = 0;
+  Dirent* e = real(dir);
+  if (e != nullptr || errno != 0) {
+    if (e != nullptr) errno = saved;
+    return e;
+  }
+  errno = saved;
+  static_assert(sizeof(struct dirent) == sizeof(struct dirent64) &&
+                offsetof(struct dirent, d_name) == offsetof(struct dirent64, d_name));
+  return reinterpret_cast<Dirent*>(above_next_entry(fd));
+}
+
+// (libc declares its DIR* arguments non-null; a program may pass null all the same.)
+int fd_of(DIR* dir) { return dir != nullptr ? dirfd(dir) : -1; }
+
+template <class Dirent>
+int read_entry_r(DIR* dir, Dirent* entry, Dirent** result, Dirent* (*real)(DIR*)) {
+  const int saved = errno;
+  errno = 0;
+  Dirent* e = read_entry(dir, real);
+  const int err = errno;
+  errno = saved;
+  if (e == nullptr) {
+    *result = nullptr;
+    return err;
+  }
+  std::memcpy(entry, e, e->d_reclen < sizeof *entry ? e->d_reclen : sizeof *entry);
+  *result = entry;
+  return 0;
 }
 
 }  // namespace
@@ -83,10 +129,40 @@ __attribute__((visibility("default"))) ssize_t readlinkat(int dirfd, const char*
   return readlink_common(dirfd, path, buf, size);
 }
 
+__attribute__((visibility("default"))) struct dirent* readdir(DIR* dir) { return read_entry(dir, REAL(readdir)); }
+
+__attribute__((visibility("default"))) struct dirent64* readdir64(DIR* dir) {
+  return read_entry(dir, REAL(readdir64));
+}
+
+__attribute__((visibility("default"))) int readdir_r(DIR* dir, struct dirent* entry, struct dirent** result) {
+  if (g_above_listings.load(std::memory_order_relaxed) == 0) return REAL(readdir_r)(dir, entry, result);
+  return read_entry_r(dir, entry, result, REAL(readdir));
+}
+
+__attribute__((visibility("default"))) int readdir64_r(DIR* dir, struct dirent64* entry, struct dirent64** result) {
+  if (g_above_listings.load(std::memory_order_relaxed) == 0) return REAL(readdir64_r)(dir, entry, result);
+  return read_entry_r(dir, entry, result, REAL(readdir64));
+}
+
+__attribute__((visibility("default"))) void rewinddir(DIR* dir) {
+  if (const int fd = fd_of(dir); has_above_listing(fd)) rewind_above_listing(fd);
+  REAL(rewinddir)(dir);
+}
+
+__attribute__((visibility("default"))) int closedir(DIR* dir) {
+  // libc closes the fd itself, past the close hook: what the shim knew of it goes now.
+  if (const int fd = fd_of(dir); t_depth == 0 && is_mapped_dirfd(fd)) forget_fd(fd);
+  return REAL(closedir)(dir);
+}
 
 __attribute__((visibility("default"))) DIR* opendir(const char* path) {
   Target t;
-  if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(opendir)(pass_path(t, path));
+  if (route(AT_FDCWD, path, t) != Route::mapped) {
+    DIR* dir = REAL(opendir)(pass_path(t, path));
+    if (dir != nullptr && (t.above >= 0 || t.synthetic)) note_above_fd(dirfd(dir), t);
+    return dir;
+  }
   if (int rc = prepare_directory(t); rc != 0) return errno = -rc, nullptr;
   DIR* dir = open_mirror_dir(t);
   if (dir != nullptr) mark_mapped_dirfd(dirfd(dir));  // it may anchor *at() calls (fts, dir_fd=)

@@ -1,4 +1,7 @@
 // The hooks of the simple kinds in hooks.h, generated from the table.
+#include <cstdio>
+#include <cstring>
+
 #include "core.h"
 #include "real.h"
 
@@ -13,21 +16,32 @@ T erofs() {
   return static_cast<T>(-1);
 }
 
-bool mapped(int dirfd, const char* path) {
+// A change to (dirfd, path) is refused (EROFS) under a mount and at a
+// directory above one that only the cache has; anything else goes to the
+// kernel, through pass_path() and pass_dirfd() of `t`.
+bool refused(int dirfd, const char* path, Target& t) {
   // utimensat(fd, NULL, ...), fchownat(fd, "", ..., AT_EMPTY_PATH): the fd itself.
   if ((path == nullptr || path[0] == '\0') && dirfd != AT_FDCWD && t_depth == 0) return is_mirror_fd(dirfd);
-  Target t;
-  return route(dirfd, path, t) == Route::mapped;
+  return route(dirfd, path, t) == Route::mapped || t.synthetic;
 }
 
-// Creating a name under a mount: EEXIST when it exists, as the kernel checks
-// that before the read-only mount (mkdir -p and fio rely on it), else EROFS.
-// Returns 0 when the path is not under a mount.
-int create_error(int dirfd, const char* path) {
-  Target t;
-  if (route(dirfd, path, t) != Route::mapped) return 0;
-  if (int rc = prepare_lookup(t); rc != 0) return -rc;  // no parent directory
+// Creating a name under a mount (or in a directory above one that only the
+// cache has): EEXIST when it exists, as the kernel checks that before the
+// read-only mount (mkdir -p and fio rely on it), ENOENT without a parent,
+// else EROFS. 0 when the kernel is to answer (with the path in `t`).
+int create_error(int dirfd, const char* path, Target& t) {
   struct stat st {};
+  if (route(dirfd, path, t) != Route::mapped) {
+    if (!t.synthetic) return 0;
+    Guard guard;
+    if (REAL(fstatat)(AT_FDCWD, t.real_path, &st, AT_SYMLINK_NOFOLLOW) == 0) return EEXIST;
+    if (errno != ENOENT) return errno;
+    char parent[sizeof t.mirror];
+    std::snprintf(parent, sizeof parent, "%s", t.real_path);
+    if (char* slash = std::strrchr(parent, '/')) *slash = '\0';
+    return REAL(fstatat)(AT_FDCWD, parent, &st, 0) == 0 ? EROFS : ENOENT;
+  }
+  if (int rc = prepare_lookup(t); rc != 0) return -rc;  // no parent directory
   Guard guard;
   return REAL(fstatat)(t.at_fd, t.at_path, &st, AT_SYMLINK_NOFOLLOW) == 0 ? EEXIST : EROFS;
 }
@@ -39,6 +53,10 @@ int create_error(int dirfd, const char* path) {
 #define DSC_THIRD(a, b, c, ...) c
 #define DSC_FOURTH(a, b, c, d, ...) d
 #define DSC_UNPAREN(...) __VA_ARGS__
+// The arguments after the first one, two or four, with a leading comma if any.
+#define DSC_REST1(a, ...) __VA_OPT__(, ) __VA_ARGS__
+#define DSC_REST2(a, b, ...) __VA_OPT__(, ) __VA_ARGS__
+#define DSC_REST4(a, b, c, d, ...) __VA_OPT__(, ) __VA_ARGS__
 
 // lookup1: the path is its first parameter.
 #define DSC_HOOK_lookup1(ret, name, params, args, spec)                                  \
@@ -46,7 +64,7 @@ int create_error(int dirfd, const char* path) {
     Target t;                                                                           \
     const char* path_ = DSC_FIRST_PATH args;                                            \
     if (route(AT_FDCWD, path_, t) != Route::mapped) {                                    \
-      if (t.real_path != nullptr) return dsc_call_with_path_##name(false, t.real_path, DSC_UNPAREN args); \
+      if (t.real_path != nullptr) return dsc_call_with_path_##name(t.synthetic, t.real_path, DSC_UNPAREN args); \
       return REAL(name)(DSC_UNPAREN args);                                              \
     }                                                                                   \
     if (int rc = prepare_lookup(t); rc != 0) {                                          \
@@ -58,8 +76,9 @@ int create_error(int dirfd, const char* path) {
 
 #define DSC_HOOK_mutate1(ret, name, params, args, spec)                                  \
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
-    if (mapped(AT_FDCWD, DSC_FIRST_PATH args)) return erofs<ret>();                      \
-    return REAL(name)(DSC_UNPAREN args);                      \
+    Target t;                                                                           \
+    if (refused(AT_FDCWD, DSC_FIRST_PATH args, t)) return erofs<ret>();                  \
+    return REAL(name)(pass_path(t, DSC_FIRST_PATH args) DSC_REST1 args);                 \
   }
 
 #define DSC_HOOK_mutate_fd(ret, name, params, args, spec)                                \
@@ -80,42 +99,54 @@ int create_error(int dirfd, const char* path) {
 
 #define DSC_HOOK_mutate_at(ret, name, params, args, spec)                                \
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
-    if (mapped(DSC_FIRST_PATH args, DSC_SECOND args)) return erofs<ret>();               \
-    return REAL(name)(DSC_UNPAREN args);                      \
+    Target t;                                                                           \
+    if (refused(DSC_FIRST_PATH args, DSC_SECOND args, t)) return erofs<ret>();           \
+    return REAL(name)(pass_dirfd(t, DSC_FIRST_PATH args), pass_path(t, DSC_SECOND args) DSC_REST2 args); \
   }
 
 #define DSC_HOOK_mutate2(ret, name, params, args, spec)                                  \
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
-    if (mapped(AT_FDCWD, DSC_FIRST_PATH args) || mapped(AT_FDCWD, DSC_SECOND args)) {   \
+    Target t1_, t2_;                                                                    \
+    if (refused(AT_FDCWD, DSC_FIRST_PATH args, t1_) || refused(AT_FDCWD, DSC_SECOND args, t2_)) { \
       return erofs<ret>();                                                               \
     }                                                                                   \
-    return REAL(name)(DSC_UNPAREN args);                      \
+    return REAL(name)(pass_path(t1_, DSC_FIRST_PATH args), pass_path(t2_, DSC_SECOND args) DSC_REST2 args); \
   }
 
 #define DSC_HOOK_mutate_at2(ret, name, params, args, spec)                               \
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
-    if (mapped(DSC_FIRST_PATH args, DSC_SECOND args) || mapped(DSC_THIRD args, DSC_FOURTH args)) { \
+    Target t1_, t2_;                                                                    \
+    if (refused(DSC_FIRST_PATH args, DSC_SECOND args, t1_) || refused(DSC_THIRD args, DSC_FOURTH args, t2_)) { \
       return erofs<ret>();                                                               \
     }                                                                                   \
-    return REAL(name)(DSC_UNPAREN args);                      \
+    return REAL(name)(pass_dirfd(t1_, DSC_FIRST_PATH args), pass_path(t1_, DSC_SECOND args),       \
+                      pass_dirfd(t2_, DSC_THIRD args), pass_path(t2_, DSC_FOURTH args) DSC_REST4 args); \
   }
 
-#define DSC_CREATE_HOOK(ret, name, params, args, spec, dirfd, path)                    \
+// `call`: the real call, with the path `t` passes on in place of the program's.
+#define DSC_CREATE_HOOK(ret, name, params, args, spec, dirfd, path, call)              \
   extern "C" __attribute__((visibility("default"))) ret name params spec {               \
-    if (int e = create_error(dirfd, path); e != 0) {                                    \
+    Target t;                                                                           \
+    if (int e = create_error(dirfd, path, t); e != 0) {                                 \
       errno = e;                                                                        \
       return static_cast<ret>(-1);                                                      \
     }                                                                                   \
-    return REAL(name)(DSC_UNPAREN args);                      \
+    return call;                                                                        \
   }
-#define DSC_HOOK_create1(ret, name, params, args, spec) \
-  DSC_CREATE_HOOK(ret, name, params, args, spec, AT_FDCWD, DSC_FIRST_PATH args)
-#define DSC_HOOK_create_at(ret, name, params, args, spec) \
-  DSC_CREATE_HOOK(ret, name, params, args, spec, DSC_FIRST_PATH args, DSC_SECOND args)
-#define DSC_HOOK_create_link(ret, name, params, args, spec) \
-  DSC_CREATE_HOOK(ret, name, params, args, spec, AT_FDCWD, DSC_SECOND args)
-#define DSC_HOOK_create_linkat(ret, name, params, args, spec) \
-  DSC_CREATE_HOOK(ret, name, params, args, spec, DSC_SECOND args, DSC_THIRD args)
+#define DSC_HOOK_create1(ret, name, params, args, spec)                                  \
+  DSC_CREATE_HOOK(ret, name, params, args, spec, AT_FDCWD, DSC_FIRST_PATH args,          \
+                  REAL(name)(pass_path(t, DSC_FIRST_PATH args) DSC_REST1 args))
+#define DSC_HOOK_create_tmpl(ret, name, params, args, spec) \
+  DSC_CREATE_HOOK(ret, name, params, args, spec, AT_FDCWD, DSC_FIRST_PATH args, REAL(name)(DSC_UNPAREN args))
+#define DSC_HOOK_create_at(ret, name, params, args, spec)                                \
+  DSC_CREATE_HOOK(ret, name, params, args, spec, DSC_FIRST_PATH args, DSC_SECOND args,   \
+                  REAL(name)(pass_dirfd(t, DSC_FIRST_PATH args), pass_path(t, DSC_SECOND args) DSC_REST2 args))
+#define DSC_HOOK_create_link(ret, name, params, args, spec)                              \
+  DSC_CREATE_HOOK(ret, name, params, args, spec, AT_FDCWD, DSC_SECOND args,              \
+                  REAL(name)(DSC_FIRST_PATH args, pass_path(t, DSC_SECOND args)))
+#define DSC_HOOK_create_linkat(ret, name, params, args, spec)                            \
+  DSC_CREATE_HOOK(ret, name, params, args, spec, DSC_SECOND args, DSC_THIRD args,        \
+                  REAL(name)(DSC_FIRST_PATH args, pass_dirfd(t, DSC_SECOND args), pass_path(t, DSC_THIRD args)))
 
 #define DSC_HOOK_custom(ret, name, params, args, spec)
 
@@ -164,7 +195,8 @@ DSCACHE_HOOKS(DSC_GENERATE)
 
 // mkdtemp returns a pointer: the create check by hand.
 extern "C" __attribute__((visibility("default"))) char* mkdtemp(char* tmpl) noexcept {
-  if (int e = create_error(AT_FDCWD, tmpl); e != 0) {
+  Target t;
+  if (int e = create_error(AT_FDCWD, tmpl, t); e != 0) {
     errno = e;
     return nullptr;
   }

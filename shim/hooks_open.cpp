@@ -1,5 +1,6 @@
 // Opening files: open, openat, their fortified and 64-bit forms, creat, fopen, freopen.
 #include <cstdarg>
+#include <cstdio>
 #include <cstring>
 
 #include "core.h"
@@ -9,9 +10,37 @@ using namespace dscache::shim;
 
 namespace {
 
+// An open of a stand-in above the mounts (t.synthetic) that would change it:
+// the error a read-only mount gives, 0 for a read-only open.
+int refuse_synthetic_write(const Target& t, int flags) {
+  if ((flags & O_TMPFILE) == O_TMPFILE) return -EROFS;
+  const bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
+  if ((flags & O_CREAT) == 0 && !writes) return 0;
+  struct stat st {};
+  Guard guard;
+  if (REAL(fstatat)(AT_FDCWD, t.real_path, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno != ENOENT || (flags & O_CREAT) == 0) return -errno;
+    char parent[sizeof t.mirror];
+    std::snprintf(parent, sizeof parent, "%s", t.real_path);
+    if (char* slash = std::strrchr(parent, '/')) *slash = '\0';
+    return REAL(fstatat)(AT_FDCWD, parent, &st, 0) == 0 ? -EROFS : -ENOENT;
+  }
+  if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return -EEXIST;
+  if (S_ISDIR(st.st_mode)) return -EISDIR;
+  return -EROFS;
+}
+
 __attribute__((noinline)) int open_maybe_mapped(int dirfd, const char* path, int flags, mode_t mode) {
   Target t;
-  if (route(dirfd, path, t) != Route::mapped) return REAL(openat)(pass_dirfd(t, dirfd), pass_path(t, path), flags, mode);
+  if (route(dirfd, path, t) != Route::mapped) {
+    if (t.synthetic) {
+      if (int rc = refuse_synthetic_write(t, flags); rc != 0) return fail(rc);
+    }
+    const int fd = REAL(openat)(pass_dirfd(t, dirfd), pass_path(t, path), flags, mode);
+    // A directory above a mount: *at() calls relative to it, and its listing.
+    if (fd >= 0 && (t.above >= 0 || t.synthetic) && (flags & O_PATH) == 0) note_above_fd(fd, t);
+    return fd;
+  }
   int fd = open_mapped(t, flags, mode, false);
   return fd >= 0 ? fd : fail(fd);
 }
@@ -74,6 +103,9 @@ FILE* fopen_path(const char* path, const char* mode, FILE* (*real)(const char*, 
   Target t;
   if (route(AT_FDCWD, path, t) != Route::mapped) {
     if (real == nullptr) return errno = ENOSYS, nullptr;
+    if (t.synthetic && stdio_writes(mode)) {
+      if (int rc = refuse_synthetic_write(t, stdio_open_flags(mode)); rc != 0) return errno = -rc, nullptr;
+    }
     FILE* f = real(pass_path(t, path), mode);
     if (f == nullptr || t_depth != 0) return f;
     const bool names_fd = names_an_open_fd(path);
@@ -182,7 +214,12 @@ __attribute__((visibility("default"))) FILE* fopen64(const char* path, const cha
 
 __attribute__((visibility("default"))) FILE* freopen(const char* path, const char* mode, FILE* stream) {
   Target t;
-  if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(freopen)(pass_path(t, path), mode, stream);
+  if (route(AT_FDCWD, path, t) != Route::mapped) {
+    if (t.synthetic && stdio_writes(mode)) {
+      if (int rc = refuse_synthetic_write(t, stdio_open_flags(mode)); rc != 0) return errno = -rc, nullptr;
+    }
+    return REAL(freopen)(pass_path(t, path), mode, stream);
+  }
   if (stdio_writes(mode)) return refuse_stdio_write(t, mode);
   // Held open across the reopen: the stream must end up on this very file.
   int fd = open_mapped(t, O_RDONLY | O_CLOEXEC, 0, true);

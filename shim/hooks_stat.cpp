@@ -62,12 +62,18 @@ void fix_if_partial(int fd, int rc, Stat* st) {
 
 int access_path(int dirfd, const char* path, int mode, int flags, bool effective) {
   Target t;
+  // Write access on a read-only mount: EROFS for a name that exists (the
+  // lookup's error first), whoever asks (root too).
+  const int lookup_flags = flags & AT_SYMLINK_NOFOLLOW;
   if (route(dirfd, path, t) != Route::mapped) {
+    if (t.synthetic && (mode & W_OK) != 0) {
+      return REAL(faccessat)(AT_FDCWD, t.real_path, F_OK, lookup_flags) != 0 ? -1 : fail(-EROFS);
+    }
     if (effective) return REAL(euidaccess)(pass_path(t, path), mode);
     return REAL(faccessat)(pass_dirfd(t, dirfd), pass_path(t, path), mode, flags);
   }
-  if ((mode & W_OK) != 0) return fail(-EROFS);
   if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
+  if ((mode & W_OK) != 0) return REAL(faccessat)(t.at_fd, t.at_path, F_OK, lookup_flags) != 0 ? -1 : fail(-EROFS);
   return REAL(faccessat)(t.at_fd, t.at_path, mode, flags | (effective ? AT_EACCESS : 0));
 }
 

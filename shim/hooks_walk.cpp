@@ -23,6 +23,15 @@ bool mapped_path(int dirfd, const char* path) {
   return route(dirfd, path, t) == Route::mapped;
 }
 
+// A walk libc would make past the hooks that must see the mounts: from a
+// path in one, from a directory above one (its listing lacks them), or from
+// a path `..` takes out of one or a stand-in above them serves.
+bool walk_near_a_mount(int dirfd, const char* path) {
+  if (!active() || t_depth != 0 || path == nullptr) return false;
+  Target t;
+  return route(dirfd, path, t) == Route::mapped || t.above >= 0 || t.real_path != nullptr;
+}
+
 // ---- scandir ---------------------------------------------------------------
 
 template <class Dirent, class Readdir>
@@ -62,10 +71,21 @@ int scan(DIR* dir, Readdir read_entry, Dirent*** namelist, int (*filter)(const D
   return static_cast<int>(count);
 }
 
-// The mirror directory of a mapped path, listed first; null with errno set.
+// The mirror directory of a mapped path, listed first (or the directory a
+// path near a mount names, through the hooks); null with errno set.
 DIR* open_mapped_dir(int dirfd, const char* path) {
   Target t;
-  if (route(dirfd, path, t) != Route::mapped) return errno = ENOENT, nullptr;
+  if (route(dirfd, path, t) != Route::mapped) {
+    if (dirfd == AT_FDCWD || path[0] == '/') return opendir(path);
+    const int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR* dir = fd >= 0 ? fdopendir(fd) : nullptr;
+    if (dir == nullptr && fd >= 0) {
+      const int err = errno;
+      close(fd);
+      errno = err;
+    }
+    return dir;
+  }
   if (int rc = prepare_directory(t); rc != 0) return errno = -rc, nullptr;
   return open_mirror_dir(t);
 }
@@ -188,7 +208,7 @@ extern "C" {
 __attribute__((visibility("default"))) int scandir(const char* dir, struct dirent*** namelist,
                                                    int (*filter)(const struct dirent*),
                                                    int (*compar)(const struct dirent**, const struct dirent**)) {
-  if (!mapped_path(AT_FDCWD, dir)) return REAL(scandir)(dir, namelist, filter, compar);
+  if (!walk_near_a_mount(AT_FDCWD, dir)) return REAL(scandir)(dir, namelist, filter, compar);
   DIR* d = open_mapped_dir(AT_FDCWD, dir);
   return d != nullptr ? scan<struct dirent>(d, readdir, namelist, filter, compar) : -1;
 }
@@ -196,7 +216,7 @@ __attribute__((visibility("default"))) int scandir(const char* dir, struct diren
 __attribute__((visibility("default"))) int scandir64(const char* dir, struct dirent64*** namelist,
                                                      int (*filter)(const struct dirent64*),
                                                      int (*compar)(const struct dirent64**, const struct dirent64**)) {
-  if (!mapped_path(AT_FDCWD, dir)) return REAL(scandir64)(dir, namelist, filter, compar);
+  if (!walk_near_a_mount(AT_FDCWD, dir)) return REAL(scandir64)(dir, namelist, filter, compar);
   DIR* d = open_mapped_dir(AT_FDCWD, dir);
   return d != nullptr ? scan<struct dirent64>(d, readdir64, namelist, filter, compar) : -1;
 }
@@ -204,7 +224,7 @@ __attribute__((visibility("default"))) int scandir64(const char* dir, struct dir
 __attribute__((visibility("default"))) int scandirat(int dirfd, const char* dir, struct dirent*** namelist,
                                                      int (*filter)(const struct dirent*),
                                                      int (*compar)(const struct dirent**, const struct dirent**)) {
-  if (!mapped_path(dirfd, dir)) return REAL(scandirat)(dirfd, dir, namelist, filter, compar);
+  if (!walk_near_a_mount(dirfd, dir)) return REAL(scandirat)(dirfd, dir, namelist, filter, compar);
   DIR* d = open_mapped_dir(dirfd, dir);
   return d != nullptr ? scan<struct dirent>(d, readdir, namelist, filter, compar) : -1;
 }
@@ -213,17 +233,20 @@ __attribute__((visibility("default"))) int scandirat64(int dirfd, const char* di
                                                        int (*filter)(const struct dirent64*),
                                                        int (*compar)(const struct dirent64**,
                                                                      const struct dirent64**)) {
-  if (!mapped_path(dirfd, dir)) return REAL(scandirat64)(dirfd, dir, namelist, filter, compar);
+  if (!walk_near_a_mount(dirfd, dir)) return REAL(scandirat64)(dirfd, dir, namelist, filter, compar);
   DIR* d = open_mapped_dir(dirfd, dir);
   return d != nullptr ? scan<struct dirent64>(d, readdir64, namelist, filter, compar) : -1;
 }
 
 __attribute__((visibility("default"))) int glob(const char* pattern, int flags,
                                                 int (*errfunc)(const char*, int), glob_t* pglob) noexcept {
-  if ((flags & GLOB_ALTDIRFUNC) != 0 || !mapped_path(AT_FDCWD, pattern)) {
+  if ((flags & GLOB_ALTDIRFUNC) != 0 || !active() || t_depth != 0 || pattern == nullptr) {
     return REAL(glob)(pattern, flags, errfunc, pglob);
   }
-  // glibc's glob with our directory functions: it works in the program's paths.
+  // glibc's glob with our directory functions: it works in the program's
+  // paths, and sees the mounts from above them (glob("/data/*/x")). Every
+  // glob while the shim serves mounts: which directories a pattern reaches
+  // is only known as it expands.
   pglob->gl_opendir = glob_opendir;
   pglob->gl_closedir = glob_closedir;
   pglob->gl_readdir = glob_readdir;
@@ -236,7 +259,7 @@ __attribute__((visibility("default"))) int glob(const char* pattern, int flags,
 
 __attribute__((visibility("default"))) int glob64(const char* pattern, int flags,
                                                   int (*errfunc)(const char*, int), glob64_t* pglob) noexcept {
-  if ((flags & GLOB_ALTDIRFUNC) != 0 || !mapped_path(AT_FDCWD, pattern)) {
+  if ((flags & GLOB_ALTDIRFUNC) != 0 || !active() || t_depth != 0 || pattern == nullptr) {
     return REAL(glob64)(pattern, flags, errfunc, pglob);
   }
   pglob->gl_opendir = glob_opendir;
@@ -250,23 +273,27 @@ __attribute__((visibility("default"))) int glob64(const char* pattern, int flags
 }
 
 __attribute__((visibility("default"))) int nftw(const char* dir, __nftw_func_t fn, int nopenfd, int flags) {
-  if (!mapped_path(AT_FDCWD, dir)) return REAL(nftw)(dir, fn, nopenfd, flags);
+  if (!walk_near_a_mount(AT_FDCWD, dir) || ((flags & FTW_CHDIR) != 0 && !mapped_path(AT_FDCWD, dir))) {
+    return REAL(nftw)(dir, fn, nopenfd, flags);
+  }
   return walk<struct stat>(dir, fn, flags);
 }
 
 __attribute__((visibility("default"))) int nftw64(const char* dir, __nftw64_func_t fn, int nopenfd, int flags) {
-  if (!mapped_path(AT_FDCWD, dir)) return REAL(nftw64)(dir, fn, nopenfd, flags);
+  if (!walk_near_a_mount(AT_FDCWD, dir) || ((flags & FTW_CHDIR) != 0 && !mapped_path(AT_FDCWD, dir))) {
+    return REAL(nftw64)(dir, fn, nopenfd, flags);
+  }
   return walk<struct stat64>(dir, fn, flags);
 }
 
 __attribute__((visibility("default"))) int ftw(const char* dir, __ftw_func_t fn, int nopenfd) {
-  if (!mapped_path(AT_FDCWD, dir)) return REAL(ftw)(dir, fn, nopenfd);
+  if (!walk_near_a_mount(AT_FDCWD, dir)) return REAL(ftw)(dir, fn, nopenfd);
   return walk<struct stat>(dir, [fn](const char* p, const struct stat* st, int type, FTW*) { return fn(p, st, type); },
                            0);
 }
 
 __attribute__((visibility("default"))) int ftw64(const char* dir, __ftw64_func_t fn, int nopenfd) {
-  if (!mapped_path(AT_FDCWD, dir)) return REAL(ftw64)(dir, fn, nopenfd);
+  if (!walk_near_a_mount(AT_FDCWD, dir)) return REAL(ftw64)(dir, fn, nopenfd);
   return walk<struct stat64>(dir,
                              [fn](const char* p, const struct stat64* st, int type, FTW*) { return fn(p, st, type); },
                              0);

@@ -94,6 +94,23 @@ void reset_root_fds();
 // The device the mirror lives on (0 until a mirror root could be opened).
 dev_t mirror_device();
 
+// ---- the directories above the mounts (above.cpp) ------------------------------
+
+// Builds the table of directories above the mounts (by initialize).
+void init_above();
+// For a path in no mount (route_slow, `user` set): which directory above the
+// mounts it is (t.above), and whether it is at or below one missing on disk
+// (t.synthetic, t.real_path).
+void route_above(Target& t);
+// Is `user` (normalised) at or below a directory above a mount that is
+// missing on disk? (Then a `..` after it is resolved lexically.)
+bool in_missing_above(const char* user);
+// Rewrites a path under <cache dir>/above into the program's path.
+bool above_to_user(const char* path, char* out, size_t size);
+// The fd closes, or another takes its number.
+void forget_above_listing(int fd);
+void copy_above_listing(int from, int to);
+
 // ---- partial files (partial_files.cpp) -----------------------------------------
 
 // Registers a large file opened while not complete (slot and snapshot from

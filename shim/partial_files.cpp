@@ -541,7 +541,10 @@ void forget_fd(int fd) {
   if (p == nullptr && !dir) return;
   if (in_shared_memory_child()) return;  // the parent's fd, in the parent's memory
   if (p != nullptr) drop_partial(*p, true);
-  if (dir) set_bit(g_dir_bits, fd, false);
+  if (dir) {
+    set_bit(g_dir_bits, fd, false);
+    forget_above_listing(fd);
+  }
 }
 
 void forget_fd_range(unsigned first, unsigned last) {
@@ -565,6 +568,7 @@ void forget_fd_range(unsigned first, unsigned last) {
     if (test_bit(g_dir_bits, static_cast<int>(fd))) {
       if (!may_change()) return;
       set_bit(g_dir_bits, static_cast<int>(fd), false);
+      forget_above_listing(static_cast<int>(fd));
     }
   }
 }

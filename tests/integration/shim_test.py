@@ -642,17 +642,18 @@ print(json.dumps(out))
 '''
 
 
-def compare_with_read_only_copy(script, ro, mount_root, environ, what):
+def compare_with_read_only_copy(script, ro, mount_root, environ, what, args=None):
     """Runs `script` (a table of calls printing {name: [result on ro, result on
     mount_root]}) with LOCAL bind-mounted read-only at `ro`, under the shim;
-    asserts both roots gave the same results."""
+    asserts both roots gave the same results. The script's arguments: `args`,
+    else (ro, mount_root)."""
     subprocess.run(["umount", ro], capture_output=True)
     if subprocess.run(["mount", "--bind", LOCAL, ro], capture_output=True).returncode != 0:
         print("  skipped: a read-only bind mount needs root (mount --bind failed)")
         return
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", ro], check=True, capture_output=True)
-        results = json.loads(run([PY, "-c", script, ro, mount_root], environ=environ).stdout)
+        results = json.loads(run([PY, "-c", script] + (args or [ro, mount_root]), environ=environ).stdout)
     finally:
         subprocess.run(["umount", ro], capture_output=True)
     differ = {name: pair for name, pair in results.items() if pair[0] != pair[1]}
@@ -731,8 +732,139 @@ def test_dotdot_out_of_a_mount_as_out_of_a_local_copy():
                                 "uses of '..'")
 
 
+ABOVE_TABLE = r'''
+import errno, glob, json, os, pathlib, subprocess, sys
+
+WALKERS = os.environ["DSCACHE_TEST_WALKERS"]
+
+def rel(root, text):
+    return text.replace(root, 'ROOT')
+
+def err(fn):
+    def op(root):
+        try:
+            fn(root)
+            return 'ok'
+        except OSError as e:
+            return errno.errorcode[e.errno]
+    return op
+
+def sh(*argv):
+    def op(root):
+        r = subprocess.run([a.replace('ROOT', root) for a in argv], capture_output=True, text=True)
+        return [r.returncode, sorted(rel(root, r.stdout).splitlines()), '?' in r.stdout]
+    return op
+
+def in_dir(sub, fn):
+    def op(root):
+        old = os.getcwd()
+        os.chdir(root + sub)
+        try:
+            return fn(root)
+        finally:
+            os.chdir(old)
+    return op
+
+def dirfd_stat(root):
+    fd = os.open(root + '/data', os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return [os.stat('m/text/lines.txt', dir_fd=fd).st_size, sorted(os.listdir(fd)),
+                sorted(e.name for e in os.scandir(fd)), os.stat('m', dir_fd=fd, follow_symlinks=False).st_mode >> 12]
+    finally:
+        os.close(fd)
+
+def tar_c(root):
+    out = subprocess.run(['tar', 'cf', '-', '-C', root + '/data', 'm/text/lines.txt'], capture_output=True)
+    return [out.returncode, len(out.stdout) > 0, out.stderr.decode()[-200:]]
+
+ops = [
+    ("isdir ROOT, ROOT/data, ROOT/data/m", lambda root: [os.path.isdir(root + p) for p in ('', '/data', '/data/m')]),
+    ("listdir ROOT, ROOT/data", lambda root: [sorted(os.listdir(root)), sorted(os.listdir(root + '/data'))]),
+    ("scandir ROOT/data: names and is_dir", lambda root: sorted((e.name, e.is_dir()) for e in os.scandir(root + '/data'))),
+    ("python glob ROOT/*/m/text/lines.txt", lambda root: [rel(root, p) for p in glob.glob(root + '/*/m/text/lines.txt')]),
+    ("python glob ROOT/data/*", lambda root: sorted(rel(root, p) for p in glob.glob(root + '/data/*'))),
+    ("glibc glob ROOT/*/*/text/lines.txt", sh(WALKERS, '--glob', 'ROOT', '*/*/text/lines.txt')),
+    ("glibc glob ROOT/data/*", sh(WALKERS, '--glob', 'ROOT', 'data/*')),
+    ("nftw ROOT, first levels", lambda root: [l for l in sh(WALKERS, '--nftw', 'ROOT')(root)[1] if l.count('/') <= 3]),
+    ("*at() relative to an fd on ROOT/data", dirfd_stat),
+    ("tar -C ROOT/data m/text/lines.txt", tar_c),
+    ("ls -la ROOT/data: status, names, no '?'", lambda root: (lambda r: [r[0], sorted(l.split()[-1] for l in r[1] if l[:1] == 'd'), r[2]])(sh('ls', '-la', 'ROOT/data')(root))),
+    ("ls -la ROOT", lambda root: (lambda r: [r[0], sorted(l.split()[-1] for l in r[1] if l[:1] == 'd'), r[2]])(sh('ls', '-la', 'ROOT')(root))),
+    ("find ROOT -maxdepth 3", sh('find', 'ROOT', '-maxdepth', '3')),
+    ("stat ROOT/data/m/.. and ROOT/data/..", lambda root: [os.path.samefile(root + '/data/m/..', root + '/data'), os.path.samefile(root + '/data/..', root)]),
+    ("realpath ROOT/data/m/text/lines.txt", lambda root: rel(root, os.path.realpath(root + '/data/m/text/lines.txt'))),
+    ("realpath ROOT/data", lambda root: rel(root, os.path.realpath(root + '/data'))),
+    ("readlink -f ROOT/data/m/names", sh('readlink', '-f', 'ROOT/data/m/names')),
+    ("Path.resolve(strict=True)", lambda root: rel(root, str(pathlib.Path(root + '/data/m/text/lines.txt').resolve(strict=True)))),
+    ("chdir ROOT/data: getcwd, listdir ., read m/text/lines.txt", in_dir('/data', lambda root: [rel(root, os.getcwd()), sorted(os.listdir('.')), len(open('m/text/lines.txt').read())])),
+    ("chdir ROOT/data/m/names: chdir ../../.., getcwd", in_dir('/data/m/names', lambda root: (os.chdir('../../..'), rel(root, os.getcwd()))[1])),
+    ("mkdir ROOT/data/new", err(lambda root: os.mkdir(root + '/data/new'))),
+    ("mkdir ROOT/data (exists)", err(lambda root: os.mkdir(root + '/data'))),
+    ("mkdir ROOT/nope/new (no parent)", err(lambda root: os.mkdir(root + '/nope/new'))),
+    ("open ROOT/data/f for writing", err(lambda root: open(root + '/data/f', 'w'))),
+    ("open ROOT/data for writing", err(lambda root: os.open(root + '/data', os.O_WRONLY))),
+    ("rmdir ROOT/data", err(lambda root: os.rmdir(root + '/data'))),
+    ("rename ROOT/data", err(lambda root: os.rename(root + '/data', root + '/data2'))),
+    ("chmod ROOT/data", err(lambda root: os.chmod(root + '/data', 0o700))),
+    ("symlink in ROOT/data", err(lambda root: os.symlink('x', root + '/data/link'))),
+    ("access(ROOT/data, W_OK), (R_OK|X_OK)", lambda root: [os.access(root + '/data', os.W_OK), os.access(root + '/data', os.R_OK | os.X_OK)]),
+    ("statvfs ROOT/data read-only", lambda root: bool(os.statvfs(root + '/data').f_flag & os.ST_RDONLY)),
+    ("stat ROOT/data/nope", err(lambda root: os.stat(root + '/data/nope'))),
+]
+out = {}
+for name, fn in ops:
+    got = []
+    for root in sys.argv[1:3]:
+        try:
+            got.append(fn(root))
+        except Exception as e:
+            got.append("%s: %s" % (type(e).__name__, rel(root, str(e))))
+    out[name] = got
+print(json.dumps(out))
+'''
+
+
+def test_directories_above_a_mount_as_above_a_local_copy():
+    # The directories above a mount show it as a read-only local tree's would
+    # (issue 12): listed by ls, glob (Python's and glibc's), nftw and find;
+    # reached by *at() calls relative to an fd on them and by tar -C; resolved
+    # by realpath, readlink -f and Path.resolve; read-only to every change.
+    # Before, `ls /data` lacked `m`, glob('/data/*/x') found nothing, tar -C
+    # /data said "Cannot stat", and with no /data at all every one of these
+    # was ENOENT. Two shapes: ROOT missing on disk (every directory above the
+    # mount is made by dscache) and ROOT/data on disk without `m`.
+    ro_top = os.path.join(WORK, "above-ro")
+    local_top = os.path.join(WORK, "above-src")
+    os.makedirs(os.path.join(local_top, "data", "m"), exist_ok=True)
+    for shape, top in (("missing", os.path.join(WORK, "above-none")), ("on disk", os.path.join(WORK, "above-half"))):
+        shutil.rmtree(top, ignore_errors=True)
+        if shape == "on disk":
+            # ROOT/data exists without m, read-only too (a bind onto itself).
+            os.makedirs(os.path.join(top, "data"))
+            subprocess.run(["mount", "--bind", top, top], capture_output=True)
+            subprocess.run(["mount", "-o", "remount,bind,ro", top], capture_output=True)
+        subprocess.run(["umount", os.path.join(ro_top, "data", "m")], capture_output=True)
+        subprocess.run(["umount", ro_top], capture_output=True)
+        os.makedirs(ro_top, exist_ok=True)
+        # The local copy: a read-only bind of ROOT (data/ holding only m), and
+        # of the tree on ROOT/data/m, read-only too.
+        if subprocess.run(["mount", "--bind", local_top, ro_top], capture_output=True).returncode != 0:
+            print("  skipped: a read-only bind mount needs root (mount --bind failed)")
+            return
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", ro_top], check=True, capture_output=True)
+            mounts = "%s/data/m=s3://%s/%s" % (top, BUCKET, PREFIX.rstrip("/"))
+            compare_with_read_only_copy(ABOVE_TABLE, os.path.join(ro_top, "data", "m"), top + "/data/m",
+                                        env(DSCACHE_MOUNTS=mounts), "calls above a mount (%s)" % shape,
+                                        args=[ro_top, top])
+        finally:
+            subprocess.run(["umount", ro_top], capture_output=True)
+            if shape == "on disk":
+                subprocess.run(["umount", top], capture_output=True)
+
+
 TESTS = [test_coreutils_byte_for_byte, test_errno_matches_a_read_only_local_copy,
-         test_dotdot_out_of_a_mount_as_out_of_a_local_copy, test_coreutils_tools, test_negative_cases, test_python_stdlib,
+         test_dotdot_out_of_a_mount_as_out_of_a_local_copy, test_directories_above_a_mount_as_above_a_local_copy, test_coreutils_tools, test_negative_cases, test_python_stdlib,
          test_numpy_pil_tar_lmdb_h5py_torch, test_dataloader_fork_and_spawn, test_glibc_walkers_and_execl,
          test_program_closing_every_fd,
          test_fio_psync_and_mmap,

@@ -2,6 +2,8 @@
  * glibc-internal calls: the shim test runs this under a mount and on the local
  * copy and compares the outputs (root prefix replaced).
  *   walkers ROOT [PARTIAL_FILE]
+ *   walkers --glob ROOT PATTERN      glob(ROOT/PATTERN, GLOB_MARK)
+ *   walkers --nftw DIR               nftw(DIR, FTW_PHYS), every entry
  * Prints, for ROOT: glob of ROOT/images/class[0-9]/img*.png and
  * ROOT/images/* (GLOB_MARK), scandir of ROOT/names sorted, nftw (physical and
  * depth-first) and ftw of ROOT/images with type and size. Then it opens
@@ -39,7 +41,30 @@ static int stop_at_third(const char* path, const struct stat* st, int type, stru
 
 static int not_dot(const struct dirent* e) { return e->d_name[0] != '.'; }
 
+static int show_any(const char* path, const struct stat* st, int type, struct FTW* ftw) {
+  (void)st;
+  printf("nftw %s type=%d level=%d\n", path + root_length, type, ftw->level);
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc == 4 && strcmp(argv[1], "--glob") == 0) {
+    /* walkers --glob ROOT PATTERN: glob(ROOT/PATTERN), ROOT cut from what it prints */
+    char pattern[4096];
+    glob_t g;
+    root_length = strlen(argv[2]);
+    snprintf(pattern, sizeof pattern, "%s/%s", argv[2], argv[3]);
+    int rc = glob(pattern, GLOB_MARK, NULL, &g);
+    printf("glob rc=%d\n", rc);
+    for (size_t i = 0; rc == 0 && i < g.gl_pathc; ++i) printf("glob %s\n", g.gl_pathv[i] + root_length);
+    return 0;
+  }
+  if (argc == 3 && strcmp(argv[1], "--nftw") == 0) {
+    /* walkers --nftw DIR: nftw(DIR) with no type filter, DIR cut from what it prints */
+    root_length = strlen(argv[2]);
+    printf("nftw rc=%d\n", nftw(argv[2], show_any, 8, FTW_PHYS));
+    return 0;
+  }
   if (argc != 2 && argc != 3) {
     fprintf(stderr, "usage: walkers ROOT [PARTIAL_FILE]\n");
     return 2;

@@ -810,6 +810,8 @@ ops = [
     ("access(ROOT/data, W_OK), (R_OK|X_OK)", lambda root: [os.access(root + '/data', os.W_OK), os.access(root + '/data', os.R_OK | os.X_OK)]),
     ("statvfs ROOT/data read-only", lambda root: bool(os.statvfs(root + '/data').f_flag & os.ST_RDONLY)),
     ("stat ROOT/data/nope", err(lambda root: os.stat(root + '/data/nope'))),
+    ("posix_spawn: addchdir_np, addopen to read, to write", sh(WALKERS, '--spawn', 'ROOT/data/m/text', 'ROOT/data/m/text/lines.txt')),
+    ("posix_spawn: addchdir_np into ROOT/data", sh(WALKERS, '--spawn', 'ROOT/data', 'ROOT/data/m/text/lines.txt')),
 ]
 out = {}
 for name, fn in ops:

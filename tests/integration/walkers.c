@@ -4,6 +4,7 @@
  *   walkers ROOT [PARTIAL_FILE]
  *   walkers --glob ROOT PATTERN      glob(ROOT/PATTERN, GLOB_MARK)
  *   walkers --nftw DIR               nftw(DIR, FTW_PHYS), every entry
+ *   walkers --spawn DIR FILE         posix_spawn with addchdir_np and addopen
  * Prints, for ROOT: glob of ROOT/images/class[0-9]/img*.png and
  * ROOT/images/* (GLOB_MARK), scandir of ROOT/names sorted, nftw (physical and
  * depth-first) and ftw of ROOT/images with type and size. Then it opens
@@ -15,9 +16,11 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <glob.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static size_t root_length;
@@ -57,6 +60,32 @@ int main(int argc, char** argv) {
     int rc = glob(pattern, GLOB_MARK, NULL, &g);
     printf("glob rc=%d\n", rc);
     for (size_t i = 0; rc == 0 && i < g.gl_pathc; ++i) printf("glob %s\n", g.gl_pathv[i] + root_length);
+    return 0;
+  }
+  if (argc == 4 && strcmp(argv[1], "--spawn") == 0) {
+    /* walkers --spawn DIR FILE: posix_spawn of sh -c 'pwd; md5sum' with its
+     * cwd DIR (addchdir_np) and stdin FILE (addopen); then one whose stdout
+     * is FILE opened to write (addopen O_WRONLY|O_TRUNC): its errno. */
+    extern char** environ;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addchdir_np(&fa, argv[2]);
+    posix_spawn_file_actions_addopen(&fa, 0, argv[3], O_RDONLY, 0);
+    char* child[] = {"sh", "-c", "pwd; md5sum", NULL};
+    pid_t pid;
+    fflush(stdout);
+    int rc = posix_spawn(&pid, "/bin/sh", &fa, NULL, child, environ);
+    int status = -1;
+    if (rc == 0) waitpid(pid, &status, 0);
+    printf("spawn rc=%s status=%d\n", rc == 0 ? "0" : strerrorname_np(rc), status);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, argv[3], O_WRONLY | O_TRUNC, 0);
+    char* writer[] = {"sh", "-c", "echo overwritten", NULL};
+    rc = posix_spawn(&pid, "/bin/sh", &fa, NULL, writer, environ);
+    if (rc == 0) waitpid(pid, &status, 0);
+    printf("spawn-write rc=%s\n", rc == 0 ? "0" : strerrorname_np(rc));
+    posix_spawn_file_actions_destroy(&fa);
     return 0;
   }
   if (argc == 3 && strcmp(argv[1], "--nftw") == 0) {

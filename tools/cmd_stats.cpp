@@ -35,7 +35,7 @@ constexpr const char* kUsage =
 struct Sample {
   uint64_t mount_id = 0, hits = 0, misses = 0, bytes_served = 0, bytes_fetched = 0, objects_fetched = 0,
            in_flight = 0, evictions = 0, bytes_evicted = 0, errors = 0, listings = 0, wait_ns = 0, through_files = 0,
-           through_bytes = 0;
+           through_bytes = 0, heads = 0;
   uint64_t latency[MountStats::kLatencyBuckets] = {};
 };
 
@@ -55,6 +55,7 @@ Sample take(const MountStats& m) {
   s.wait_ns = m.wait_ns.load();
   s.through_files = m.through_files.load();
   s.through_bytes = m.through_bytes.load();
+  s.heads = m.heads.load();
   for (int i = 0; i < MountStats::kLatencyBuckets; ++i) s.latency[i] = m.fetch_latency[i].load();
   return s;
 }
@@ -126,7 +127,7 @@ void print_rows(const std::vector<Row>& rows, double seconds, const MountStats& 
           ",\"evictions_per_s\":%.1f,\"errors\":%" PRIu64 ",\"wait_s_per_s\":%.3f,\"hits\":%" PRIu64
           ",\"misses\":%" PRIu64 ",\"bytes_served\":%" PRIu64 ",\"bytes_fetched\":%" PRIu64
           ",\"objects_fetched\":%" PRIu64 ",\"evictions\":%" PRIu64 ",\"listings\":%" PRIu64
-          ",\"wait_s\":%.3f,\"through_files\":%" PRIu64 ",\"through_bytes\":%" PRIu64
+          ",\"heads\":%" PRIu64 ",\"wait_s\":%.3f,\"through_files\":%" PRIu64 ",\"through_bytes\":%" PRIu64
           ",\"bytes_cached\":%" PRIu64 ",\"capacity_bytes\":%" PRIu64 "}\n",
           json_escape(r.name).c_str(), seconds, hit < 0 ? "null" : std::to_string(hit / 100).c_str(),
           static_cast<double>(opens) * per, static_cast<double>(b.bytes_served - a.bytes_served) * per,
@@ -134,7 +135,7 @@ void print_rows(const std::vector<Row>& rows, double seconds, const MountStats& 
           p50 < 0 ? "null" : std::to_string(p50).c_str(), p99 < 0 ? "null" : std::to_string(p99).c_str(),
           b.in_flight, static_cast<double>(b.evictions - a.evictions) * per, b.errors - a.errors,
           static_cast<double>(b.wait_ns - a.wait_ns) * 1e-9 * per, b.hits, b.misses, b.bytes_served, b.bytes_fetched,
-          b.objects_fetched, b.evictions, b.listings, static_cast<double>(b.wait_ns) * 1e-9, b.through_files,
+          b.objects_fetched, b.evictions, b.listings, b.heads, static_cast<double>(b.wait_ns) * 1e-9, b.through_files,
           b.through_bytes, cached, capacity);
       continue;
     }
@@ -171,6 +172,7 @@ void print_prometheus(const std::vector<Row>& rows, const MountStats& total) {
       {"dscache_evicted_bytes_total", "Bytes evicted.", &Sample::bytes_evicted},
       {"dscache_errors_total", "Fetches that failed.", &Sample::errors},
       {"dscache_listings_total", "Directory listings fetched.", &Sample::listings},
+      {"dscache_heads_total", "HEAD requests made while listing (DSCACHE_MTIME=metadata).", &Sample::heads},
       {"dscache_through_files_total", "Files fetched for a reader and evicted first to keep the resident set.",
        &Sample::through_files},
       {"dscache_through_bytes_total",

@@ -157,7 +157,12 @@ void CacheManager::request_blocks(Mount& mount, const std::string& path, uint64_
     // Present now: kept a moment for the reader this reply goes to (under
     // mutex_, no recycle can come between).
     if (ready) hold_blocks(key, first, last, kReplyHoldMs);
-    if (!ready) state.waiters.push_back(BlockWaiter{first, last, reply});
+    if (!ready) {
+      state.waiters.push_back(BlockWaiter{first, last, reply});
+      state.mount = &mount;
+      state.path = path;
+      state.slot_index = slot_index;
+    }
     if (priority == Priority::demand && state.queued_runs > 0) {
       // A reader waits on these blocks: queued background runs of them go now.
       for (auto it = bulk_queue_.begin(); it != bulk_queue_.end();) {
@@ -200,6 +205,54 @@ void CacheManager::request_blocks(Mount& mount, const std::string& path, uint64_
   index_->reader().touch(slot_index, index_->now_access_stamp());
   if (ready) reply({});
   for (auto [a, b, bulk] : start) fetch_block_run(mount, path, key, slot_index, a, b, priority, bulk);
+}
+
+void CacheManager::revive_stalled_waiters() {
+  struct Run {
+    Mount* mount;
+    std::string path;
+    IndexKey key;
+    uint64_t slot_index, first, last;
+  };
+  std::vector<Run> runs;
+  std::vector<Reply> answers;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [key, state] : blocks_) {
+      if (state.waiters.empty() || state.mount == nullptr) continue;
+      SlotSnapshot slot;
+      if (index_->reader().read(state.slot_index, slot) != LookupResult::found || !(slot.key == key) ||
+          !slot.blocks()) {
+        continue;
+      }
+      const BlockRecord* record = index_->reader().block_record(slot.aux);
+      if (record == nullptr) continue;
+      for (auto it = state.waiters.begin(); it != state.waiters.end();) {
+        if (IndexReader::blocks_present(*record, it->first, it->last)) {
+          DSCACHE_LOG(warn, "%s/%s: a reader waited on blocks %llu-%llu that were present: answered",
+                      state.mount->config.prefix, state.path.c_str(), static_cast<unsigned long long>(it->first),
+                      static_cast<unsigned long long>(it->last));
+          hold_blocks(key, it->first, it->last, kReplyHoldMs);
+          answers.push_back(std::move(it->reply));
+          it = state.waiters.erase(it);
+          continue;
+        }
+        for (uint64_t b = it->first; b <= it->last && b < record->block_count; ++b) {
+          if (IndexReader::blocks_present(*record, b, b) || state.in_flight.count(b) != 0) continue;
+          DSCACHE_LOG(warn, "%s/%s: a reader waited on block %llu with no fill of it in flight: fetching it",
+                      state.mount->config.prefix, state.path.c_str(), static_cast<unsigned long long>(b));
+          state.in_flight.insert(b);
+          ++in_flight_;
+          runs.push_back(Run{state.mount, state.path, key, state.slot_index, b, b});
+        }
+        ++it;
+      }
+    }
+  }
+  for (Reply& r : answers) r({});
+  for (const Run& r : runs) {
+    fetch_block_run(*r.mount, r.path, r.key, r.slot_index, r.first, r.last, Priority::demand, false);
+  }
 }
 
 std::string CacheManager::whole_file_message(const Mount& mount, const std::string& path, uint64_t size) const {

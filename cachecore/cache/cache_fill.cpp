@@ -137,7 +137,7 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
       }
     }
     if (status.ok()) {
-      int64_t mtime = info.mtime_ns();
+      int64_t mtime = shown_mtime(info);
       struct timespec times[2] = {{0, UTIME_OMIT},
                                   {static_cast<time_t>(mtime / 1'000'000'000), static_cast<long>(mtime % 1'000'000'000)}};
       // The object may differ in size from its listing (it changed since).
@@ -177,7 +177,7 @@ void CacheManager::start_fill(Mount& mount, const std::string& path, const Index
     if (status.ok()) {
       index_->modify(current, [&](SlotSnapshot& v) {
         v.size = length;
-        v.mtime_ns = info.mtime_ns();
+        v.mtime_ns = shown_mtime(info);
         v.etag_hash = identity_hash(info.etag.data(), info.etag.size());
         v.aux = checksum;
         v.meta = SlotMeta::make(SlotKind::file, FileState::complete, false, v.generation());

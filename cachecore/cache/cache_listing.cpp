@@ -269,13 +269,13 @@ Status CacheManager::reconcile_file(Mount& mount, int dir_fd, const std::string&
       if (held > 0) bytes_cached_.fetch_sub(std::min(held, bytes_cached_.load()));
     }
   }
-  if (Status s = make_placeholder(mount, path, dir_fd, name, info.size, info.mtime_ns()); !s.ok()) {
+  if (Status s = make_placeholder(mount, path, dir_fd, name, info.size, shown_mtime(info)); !s.ok()) {
     return s.with_context(dir_path);
   }
   SlotSnapshot fresh;
   fresh.key = key;
   fresh.size = info.size;
-  fresh.mtime_ns = info.mtime_ns();
+  fresh.mtime_ns = shown_mtime(info);
   fresh.etag_hash = etag_hash;
   fresh.meta = SlotMeta::make(SlotKind::file, FileState::absent, false, generation);
   auto inserted = index_->upsert(fresh);
@@ -346,6 +346,38 @@ void CacheManager::remove_entry(Mount& mount, const std::string& path) {
   }
 }
 
+Status CacheManager::head_listed_objects(Mount& mount, const std::string& dir, std::vector<ObjectInfo>& objects) {
+  const size_t cut = dir.empty() ? 0 : dir.size() + 1;
+  std::vector<std::string> keys;
+  std::vector<size_t> which;
+  for (size_t i = 0; i < objects.size(); ++i) {
+    // An object listed before, unchanged, keeps the mtime it has.
+    const std::string path = join(dir, std::string_view(objects[i].key).substr(cut));
+    SlotSnapshot slot;
+    uint64_t slot_index = 0;
+    if (index_->find(index_key(mount.config.id, path.data(), path.size()), slot, &slot_index) == LookupResult::found &&
+        slot.kind() == SlotKind::file && slot.etag_hash == etag_hash_of(objects[i]) && slot.size == objects[i].size) {
+      continue;
+    }
+    keys.push_back(objects[i].key);
+    which.push_back(i);
+  }
+  if (keys.empty()) return {};
+  auto heads = mount.store->head_many(keys);
+  mount.stats->heads.fetch_add(keys.size(), std::memory_order_relaxed);
+  for (size_t j = 0; j < heads.size(); ++j) {
+    ObjectInfo& o = objects[which[j]];
+    if (heads[j].ok()) {
+      // The HEAD's is the one the object has now; a newer version than the
+      // listing's shows at its fetch (its ETag differs, and it is refetched).
+      if (heads[j]->etag == o.etag) o.meta_mtime_ns = heads[j]->meta_mtime_ns;
+    } else if (heads[j].status().code() != ENOENT) {  // (deleted since the listing: it goes at the next)
+      return heads[j].status().with_context("DSCACHE_MTIME=metadata: HEAD");
+    }
+  }
+  return {};
+}
+
 Status CacheManager::list_directory(Mount& mount, const std::string& dir) {
   const std::string prefix = dir.empty() ? "" : dir + "/";
   std::vector<ObjectInfo> objects;
@@ -368,6 +400,9 @@ Status CacheManager::list_directory(Mount& mount, const std::string& dir) {
     request.continuation = page->next_continuation;
   } while (!request.continuation.empty());
   mount.stats->listings.fetch_add(1, std::memory_order_relaxed);
+  if (config_.mtime_from_metadata) {
+    if (Status s = head_listed_objects(mount, dir, objects); !s.ok()) return s;
+  }
 
   const std::string dir_path = mirror_path(mount, dir);
   if (dir.empty() && objects.empty() && prefixes.empty()) {

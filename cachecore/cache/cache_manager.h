@@ -97,6 +97,11 @@ class CacheManager {
   std::string status_text() const;
   // Writes the bytes held and the capacity into the shared stats (`dscache stats` reads them).
   void publish_gauges();
+  // A safety net, run once a second by the daemon: a reader waiting on
+  // blocks that are neither present nor being fetched (which no code path
+  // should leave) is answered if they are all present, or gets the fills
+  // it waits for; each is logged (warn). Bounds the wait whatever the cause.
+  void revive_stalled_waiters();
   // Evicts until within capacity (also runs by itself after fills).
   void enforce_capacity();
   // Syncs the cache's file system and marks the index clean.
@@ -135,6 +140,11 @@ class CacheManager {
     int writer_fd = -1;            // the mirror file, open for block writes
     uint32_t queued_runs = 0;      // this file's runs waiting in bulk_queue_
     uint32_t writer_generation = 0;  // the slot generation writer_fd was opened under
+    // The file the waiters wait on (set with the last waiter), for
+    // revive_stalled_waiters.
+    Mount* mount = nullptr;
+    std::string path;
+    uint64_t slot_index = 0;
   };
   // A block fill's own file, whose blocks outside [keep_first, keep_last]
   // may be recycled when nothing else gives room (make_room).
@@ -157,6 +167,17 @@ class CacheManager {
   // Lists `dir` now, once for all who ask while it runs.
   void list_once(Mount& mount, const std::string& dir, const IndexKey& key, Priority priority, Reply reply);
   Status list_directory(Mount& mount, const std::string& dir);
+  // DSCACHE_MTIME=metadata: the x-amz-meta-mtime of the listed objects that
+  // are new or changed, by HEADs in parallel, into their meta_mtime_ns.
+  Status head_listed_objects(Mount& mount, const std::string& dir, std::vector<ObjectInfo>& objects);
+  // The mtime a file shows, one rule before and after its fetch: the
+  // object's Last-Modified to the second (a GET's header has no more, where
+  // some stores' listings have milliseconds), or under DSCACHE_MTIME=metadata
+  // its x-amz-meta-mtime when it has one.
+  int64_t shown_mtime(const ObjectInfo& info) const {
+    if (config_.mtime_from_metadata && info.meta_mtime_ns) return *info.meta_mtime_ns;
+    return info.last_modified_ns - info.last_modified_ns % 1'000'000'000;
+  }
   Status reconcile_file(Mount& mount, int dir_fd, const std::string& dir_path, const std::string& path,
                         const std::string& name, const ObjectInfo& info);
   void remove_entry(Mount& mount, const std::string& path);

@@ -309,6 +309,7 @@ bool parse_config(Config& out, const char* (*lookup)(const char* name), char* er
   out.daemon_timeout_ns = int64_t{10} * 1'000'000'000;
   out.auto_warm = false;
   out.lru_only = false;
+  out.mtime_from_metadata = false;
   out.system_daemon = false;
   out.index_entries = uint64_t{1} << 24;
   out.kernel_guard = KernelGuard::automatic;
@@ -401,6 +402,15 @@ bool parse_config(Config& out, const char* (*lookup)(const char* name), char* er
       out.lru_only = true;
     } else {
       return fail(error, error_size, "DSCACHE_EVICTION", text, "expected auto or lru");
+    }
+  }
+  if (const char* text = lookup("DSCACHE_MTIME"); text != nullptr && text[0] != '\0') {
+    if (iequal(text, "last-modified")) {
+      out.mtime_from_metadata = false;
+    } else if (iequal(text, "metadata")) {
+      out.mtime_from_metadata = true;
+    } else {
+      return fail(error, error_size, "DSCACHE_MTIME", text, "expected last-modified or metadata");
     }
   }
   if (const char* text = lookup("DSCACHE_KERNEL_GUARD"); text != nullptr && text[0] != '\0') {

@@ -46,6 +46,7 @@ struct Config {
   int64_t daemon_timeout_ns;       // a stopped or hung daemon fails a client's request after this
   bool auto_warm;                  // warm a whole mount in the background after its first miss
   bool lru_only;                   // DSCACHE_EVICTION=lru: never switch to keeping the resident set
+  bool mtime_from_metadata;        // DSCACHE_MTIME=metadata: x-amz-meta-mtime (HEADs while listing), else Last-Modified
   bool system_daemon;              // DSCACHE_SYSTEM_DAEMON=1: one daemon, run as root, serves every local user
   uint64_t index_entries;          // slots in the shared index (a power of two)
   KernelGuard kernel_guard;        // DSCACHE_KERNEL_GUARD

@@ -323,7 +323,7 @@ int Server::run(int listen_fd, int signal_fd, int lock_fd) {
   ev.data.u64 = kSignalTag;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, signal_fd, &ev);
 
-  auto last_capacity_check = Clock::now();
+  auto last_capacity_check = Clock::now(), last_revive = Clock::now();
   while (!stopping_) {
     epoll_event events[64];
     int n = ::epoll_wait(epoll_fd_, events, 64, 1000);
@@ -347,6 +347,10 @@ int Server::run(int listen_fd, int signal_fd, int lock_fd) {
     }
     cache_->publish_gauges();
     auto now = Clock::now();
+    if (now - last_revive > std::chrono::seconds(1)) {
+      last_revive = now;
+      cache_->revive_stalled_waiters();
+    }
     if (now - last_capacity_check > std::chrono::seconds(5)) {
       last_capacity_check = now;
       cache_->enforce_capacity();  // the file system may have filled up from outside

@@ -169,6 +169,8 @@ struct alignas(64) MountStats {
   // is read shows here. (Were reserved, zero.)
   std::atomic<uint64_t> through_files;
   std::atomic<uint64_t> through_bytes;
+  // HEADs made while listing, for DSCACHE_MTIME=metadata. (Was reserved, zero.)
+  std::atomic<uint64_t> heads;
 };
 static_assert(sizeof(MountStats) == 320);
 

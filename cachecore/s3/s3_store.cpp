@@ -690,6 +690,37 @@ Result<ObjectInfo> S3Store::head_impl(std::string_view key) {
   return std::move(transfer->info);
 }
 
+std::vector<Result<ObjectInfo>> S3Store::head_many_impl(const std::vector<std::string>& keys, size_t in_flight) {
+  // A window of transfers on the engine at once, waited for in order.
+  std::vector<Result<ObjectInfo>> out;
+  out.reserve(keys.size());
+  std::vector<std::shared_ptr<Waitable<HeadTransfer>>> window;
+  size_t next = 0;
+  auto submit = [&] {
+    if (Status s = validate_key(keys[next]); !s.ok()) {
+      window.push_back(nullptr);
+    } else {
+      window.push_back(std::make_shared<Waitable<HeadTransfer>>(context_, keys[next]));
+      context_->engine->submit(window.back());
+    }
+    ++next;
+  };
+  while (next < keys.size() && window.size() < in_flight) submit();
+  for (size_t done = 0; done < keys.size(); ++done) {
+    auto& transfer = window[done];
+    if (transfer == nullptr) {
+      out.push_back(validate_key(keys[done]).with_context(describe(keys[done])));
+    } else if (Status s = transfer->wait(); !s.ok()) {
+      out.push_back(s);
+    } else {
+      out.push_back(std::move(transfer->info));
+    }
+    transfer.reset();
+    if (next < keys.size()) submit();
+  }
+  return out;
+}
+
 Result<ListPage> S3Store::list_impl(const ListRequest& request) {
   auto transfer = std::make_shared<Waitable<ListTransfer>>(context_, request);
   context_->engine->submit(transfer);

@@ -44,6 +44,7 @@ class S3Store final : public ObjectStore {
   S3Store(std::shared_ptr<Context> context, std::shared_ptr<FetchEngine> engine);
 
   Result<ObjectInfo> head_impl(std::string_view key) override;
+  std::vector<Result<ObjectInfo>> head_many_impl(const std::vector<std::string>& keys, size_t in_flight) override;
   Result<ListPage> list_impl(const ListRequest& request) override;
   void get_async_impl(std::string_view key, const GetRequest& request, ByteSink& sink, Priority priority,
                       GetCallback done) override;

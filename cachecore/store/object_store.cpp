@@ -52,6 +52,17 @@ Result<ObjectInfo> ObjectStore::head(std::string_view key) {
   return head_impl(key);
 }
 
+std::vector<Result<ObjectInfo>> ObjectStore::head_many(const std::vector<std::string>& keys, size_t in_flight) {
+  return head_many_impl(keys, in_flight == 0 ? 1 : in_flight);
+}
+
+std::vector<Result<ObjectInfo>> ObjectStore::head_many_impl(const std::vector<std::string>& keys, size_t) {
+  std::vector<Result<ObjectInfo>> out;
+  out.reserve(keys.size());
+  for (const std::string& k : keys) out.push_back(head(k));
+  return out;
+}
+
 Result<ListPage> ObjectStore::list(const ListRequest& request) {
   if (request.max_keys == 0) return Status::error(EINVAL, "list: max_keys must be at least 1");
   return list_impl(request);

@@ -125,6 +125,9 @@ class ObjectStore {
   virtual bool reads_on_caller_thread() const { return true; }
 
   Result<ObjectInfo> head(std::string_view key);
+  // HEADs of many keys, results in the same order; the S3 store keeps up to
+  // `in_flight` of them on the wire at once (DSCACHE_MTIME=metadata's listing).
+  std::vector<Result<ObjectInfo>> head_many(const std::vector<std::string>& keys, size_t in_flight = 32);
   Result<ListPage> list(const ListRequest& request);
   Result<GetResult> get(std::string_view key, const GetRequest& request, ByteSink& sink,
                         Priority priority = Priority::demand);
@@ -141,6 +144,8 @@ class ObjectStore {
   explicit ObjectStore(std::string url) : url_(std::move(url)) {}
 
   virtual Result<ObjectInfo> head_impl(std::string_view key) = 0;
+  // Default: one after another.
+  virtual std::vector<Result<ObjectInfo>> head_many_impl(const std::vector<std::string>& keys, size_t in_flight);
   virtual Result<ListPage> list_impl(const ListRequest& request) = 0;
   // Default: runs get_sync_impl on the calling thread.
   virtual void get_async_impl(std::string_view key, const GetRequest& request, ByteSink& sink,

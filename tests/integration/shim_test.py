@@ -7,6 +7,7 @@ DataLoader and fio, and compared byte for byte with the local copy.
     shim_test.py LIBDSCACHE DSCACHE_BINARY WORKDIR [TEST...]
 (environment from tests/integration/with-s3.sh; data from populate.py)
 """
+import decimal
 import hashlib
 import io
 import json
@@ -865,10 +866,55 @@ def test_directories_above_a_mount_as_above_a_local_copy():
                 subprocess.run(["umount", top], capture_output=True)
 
 
+MTIME_READER = r'''
+import json, os, sys
+out = {}
+for path in sys.argv[1:]:
+    before = os.stat(path).st_mtime_ns
+    with open(path, 'rb') as f:
+        during = os.fstat(f.fileno()).st_mtime_ns
+        f.read()
+    out[os.path.basename(path)] = [before, during, os.stat(path).st_mtime_ns]
+print(json.dumps(out))
+'''
+
+
+def test_mtime_is_one_rule_before_and_after_a_fetch():
+    # A file's mtime follows one rule, the same before its fetch, while it is
+    # open and after (issue 12): the object's Last-Modified by default; with
+    # DSCACHE_MTIME=metadata the x-amz-meta-mtime that rclone and s3fs
+    # upload, learnt by HEADs while listing, for whole files and files filled
+    # by block alike. Before, a whole file's mtime turned from Last-Modified
+    # into x-amz-meta-mtime when it was fetched, and metadata was never used
+    # before a fetch.
+    prefix = "mtime-%d" % os.getpid()
+    objects = {"rclone.bin": (b"r" * 1000, "1500000000.25"), "s3fs.bin": (b"s" * 1000, "1400000000"),
+               "plain.bin": (b"p" * 1000, None), "big.bin": (os.urandom(6 << 20), "1300000000")}  # 6 MiB: by block
+    for name, (body, meta) in objects.items():
+        s3.put_object(Bucket=BUCKET, Key="%s/%s" % (prefix, name), Body=body,
+                      Metadata={"mtime": meta} if meta else {})
+    last_modified = {n: int(s3.head_object(Bucket=BUCKET, Key="%s/%s" % (prefix, n))["LastModified"].timestamp())
+                     * 10**9 for n in objects}
+    for mode in ("last-modified", "metadata"):
+        cache = os.path.join(WORK, "mtime-" + mode)
+        e = env(DSCACHE_MOUNTS="/data/mt=s3://%s/%s" % (BUCKET, prefix), DSCACHE_CACHE_DIR=cache, DSCACHE_MTIME=mode)
+        run([DSCACHE, "daemon", "--stop"], environ=e, check=False)
+        shutil.rmtree(cache, ignore_errors=True)
+        got = json.loads(run([PY, "-c", MTIME_READER] + ["/data/mt/" + n for n in sorted(objects)], environ=e).stdout)
+        stats = json.loads(run([DSCACHE, "stats", "--json"], environ=dict(e, LD_PRELOAD="")).stdout.splitlines()[0])
+        run([DSCACHE, "daemon", "--stop"], environ=e, check=False)
+        want = {n: (int(decimal.Decimal(meta) * 10**9) if mode == "metadata" and meta else last_modified[n])
+                for n, (_, meta) in objects.items()}
+        print("  %s: mtimes (before, open, after) %s; expected %s; %d HEADs" % (mode, got, want, stats.get("heads", 0)))
+        for n in objects:
+            assert got[n] == [want[n]] * 3, (mode, n, got[n], want[n])
+        assert (stats.get("heads", 0) > 0) == (mode == "metadata"), stats
+
+
 TESTS = [test_coreutils_byte_for_byte, test_errno_matches_a_read_only_local_copy,
          test_dotdot_out_of_a_mount_as_out_of_a_local_copy, test_directories_above_a_mount_as_above_a_local_copy, test_coreutils_tools, test_negative_cases, test_python_stdlib,
          test_numpy_pil_tar_lmdb_h5py_torch, test_dataloader_fork_and_spawn, test_glibc_walkers_and_execl,
-         test_program_closing_every_fd,
+         test_program_closing_every_fd, test_mtime_is_one_rule_before_and_after_a_fetch,
          test_fio_psync_and_mmap,
          test_1gib_random_reads_by_4_processes_while_filling, test_no_daemon_warm_hits_still_served,
          test_malformed_mounts_serve_nothing]

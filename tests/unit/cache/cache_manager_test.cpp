@@ -181,12 +181,43 @@ TEST_CASE("names the mirror cannot hold are left out; a key that is also a prefi
   CHECK(h.fetch(std::string(300, 'n')).code() == ENOENT);
 }
 
-TEST_CASE("fetch: the exact bytes, published complete, mtime from the object") {
+TEST_CASE("DSCACHE_MTIME=metadata: x-amz-meta-mtime from the listing on, HEADs only for new objects") {
+  Harness h(Settings{{"DSCACHE_MTIME", "metadata"}, {"DSCACHE_WHOLE_FILE_MAX", "64K"}, {"DSCACHE_BLOCK_SIZE", "64K"},
+                     {"DSCACHE_META_TTL", "0"}});
+  h.store->put("m/small.bin", content("s", 1000), int64_t{1598025012} * 1'000'000'000 + 250'000'000);
+  h.store->put("m/big.bin", content("b", 300 << 10), int64_t{1500000000} * 1'000'000'000);
+  h.store->put("m/plain.bin", content("p", 1000));
+  REQUIRE(h.list("m").ok());
+  const MountStats& stats = h.cache->index().stats().mounts[0];
+  CHECK(stats.heads.load() == 3);
+  auto mtime = [&](const std::string& p) {
+    struct stat st {};
+    REQUIRE(::stat(h.mirror(p).c_str(), &st) == 0);
+    return int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+  };
+  const int64_t plain = mtime("m/plain.bin");
+  CHECK(mtime("m/small.bin") == int64_t{1598025012} * 1'000'000'000 + 250'000'000);
+  CHECK(mtime("m/big.bin") == int64_t{1500000000} * 1'000'000'000);
+  CHECK(plain % 1'000'000'000 == 0);  // Last-Modified, to the second
+  REQUIRE(h.fetch("m/small.bin").ok());
+  REQUIRE(h.range("m/big.bin", 0, 300 << 10).ok());
+  CHECK(mtime("m/small.bin") == int64_t{1598025012} * 1'000'000'000 + 250'000'000);
+  CHECK(mtime("m/big.bin") == int64_t{1500000000} * 1'000'000'000);
+  // Listed again (a TTL of 0): unchanged objects are not asked again.
+  REQUIRE(h.list("m").ok());
+  CHECK(stats.heads.load() == 3);
+  CHECK(mtime("m/plain.bin") == plain);
+}
+
+TEST_CASE("fetch: the exact bytes, published complete, mtime one rule before and after") {
   for (bool io_uring : {true, false}) {
     CAPTURE(io_uring);
     Harness h(Settings{}, io_uring);
     const std::string data = content("obj", 3 << 20);
     h.store->put("dir/obj.bin", data, int64_t{1598025012} * 1'000'000'000);
+    REQUIRE(h.list("dir").ok());
+    struct stat listed {};
+    REQUIRE(::stat(h.mirror("dir/obj.bin").c_str(), &listed) == 0);
     REQUIRE(h.fetch("dir/obj.bin").ok());
     CHECK(read_file(h.mirror("dir/obj.bin")) == data);
     SlotSnapshot s = h.slot("dir/obj.bin");
@@ -194,7 +225,12 @@ TEST_CASE("fetch: the exact bytes, published complete, mtime from the object") {
     CHECK(s.size == data.size());
     struct stat st {};
     REQUIRE(::stat(h.mirror("dir/obj.bin").c_str(), &st) == 0);
-    CHECK(st.st_mtim.tv_sec == 1598025012);  // x-amz-meta-mtime wins once fetched
+    // Last-Modified (to the second) before and after: x-amz-meta-mtime only
+    // under DSCACHE_MTIME=metadata (below).
+    CHECK(st.st_mtim.tv_sec == listed.st_mtim.tv_sec);
+    CHECK(st.st_mtim.tv_nsec == 0);
+    CHECK(st.st_mtim.tv_sec != 1598025012);
+    CHECK(s.mtime_ns == int64_t{st.st_mtim.tv_sec} * 1'000'000'000);
     CHECK(h.cache->bytes_cached() == data.size());
     // No temporary files left behind.
     CHECK(std::system(("test -z \"$(ls -A '" + h.dir + "/cache/tmp')\"").c_str()) == 0);

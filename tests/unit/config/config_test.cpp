@@ -110,6 +110,7 @@ TEST_CASE("malformed values are one error naming the variable and the expected f
                  Case{"DSCACHE_FILL_STREAMS", "0", "from 1 to 1024"},
                  Case{"DSCACHE_FILL_STREAMS", "many", "from 1 to 1024"},
                  Case{"DSCACHE_EVICTION", "fifo", "expected auto or lru"},
+                 Case{"DSCACHE_MTIME", "meta", "expected last-modified or metadata"},
                  Case{"DSCACHE_KERNEL_GUARD", "yes", "expected auto, on or off"},
                  Case{"DSCACHE_KERNEL_GUARD", "1", "expected auto, on or off"}}) {
     CAPTURE(c.name);
@@ -119,6 +120,18 @@ TEST_CASE("malformed values are one error naming the variable and the expected f
     CHECK(error.rfind(std::string(c.name) + "=", 0) == 0);
     CHECK(error.find(c.expect) != std::string::npos);
   }
+}
+
+TEST_CASE("DSCACHE_MTIME: Last-Modified by default, metadata on request") {
+  g_env = {{"HOME", "/h"}};
+  CHECK(parse(g_config).empty());
+  CHECK_FALSE(g_config.mtime_from_metadata);
+  g_env = {{"HOME", "/h"}, {"DSCACHE_MTIME", "Metadata"}};
+  CHECK(parse(g_config).empty());
+  CHECK(g_config.mtime_from_metadata);
+  g_env = {{"HOME", "/h"}, {"DSCACHE_MTIME", "last-modified"}};
+  CHECK(parse(g_config).empty());
+  CHECK_FALSE(g_config.mtime_from_metadata);
 }
 
 TEST_CASE("DSCACHE_KERNEL_GUARD: auto by default, on and off in any case") {

@@ -180,7 +180,14 @@ void init_daemon_link() {
   pthread_key_create(&g_conn_key, close_thread_connection);
 }
 
-void reset_connections_after_fork() { g_pin_lock.clear(); }
+void reset_connections_after_fork() {
+  g_pin_lock.clear();
+  // Forked while another thread was mapping the index: that thread is not
+  // in the child, which would otherwise never map it (every lookup asking
+  // the daemon instead: a DataLoader worker forked at the wrong moment).
+  int initialising = 1;
+  g_index_state.compare_exchange_strong(initialising, 0);
+}
 
 void renumber_connection(int from, int to) {
   if (t_conn.fd == from) t_conn.fd = to;
@@ -223,7 +230,26 @@ int ask_daemon(ipc::MessageType type, int mount, const char* path, uint64_t offs
     }
     int failure = EIO;
     t_unreachable = false;
-    ipc::Connection* conn = thread_connection(error, sizeof error, &failure);
+    // A child that shares this process's memory (vfork, clone(CLONE_VM)) or
+    // inherited its connections without its fork handlers (a raw clone()
+    // system call) must not use them: the parent may be waiting on the same
+    // socket (replies would cross: their request ids are the same copied
+    // counter). Its requests each get a connection of their own, closed
+    // after, and nothing of the parent's tables is changed.
+    ipc::Connection transient;
+    const bool foreign = in_shared_memory_child();
+    ipc::Connection* conn = nullptr;
+    if (foreign) {
+      Guard guard;
+      const int rc = ipc::connect_daemon(transient, g_config, g_daemon_binary, 30000, error, sizeof error);
+      if (rc == 0) conn = &transient;
+      if (rc == 0 && g_index_state.load(std::memory_order_acquire) == 2) {  // (never made here: only read)
+        transient.heartbeat = reinterpret_cast<const int64_t*>(&g_index.load()->header().heartbeat_ns);
+      }
+      failure = -rc;
+    } else {
+      conn = thread_connection(error, sizeof error, &failure);
+    }
     if (conn == nullptr) {
       // A directory or daemon of another user is refused (EACCES), never
       // mistaken for a stopped daemon (EIO: what was listed before serves).
@@ -239,7 +265,12 @@ int ask_daemon(ipc::MessageType type, int mount, const char* path, uint64_t offs
     const int64_t started = now_ns();
     int rc = ipc::call_daemon(*conn, type, g_config.mounts[mount].id, path, offset, length, flags, nullptr, text,
                               sizeof text);
-    after_call(*conn, fd_before);
+    if (foreign) {
+      if (transient.fd >= 0) REAL(close)(transient.fd);
+      transient.fd = -1;
+    } else {
+      after_call(*conn, fd_before);
+    }
     count_wait(mount, started);
     if (rc == -ETIMEDOUT) {
       // Stopped or hung: waiting again would only wait again.
@@ -272,6 +303,10 @@ int ask_daemon(ipc::MessageType type, int mount, const char* path, uint64_t offs
 }
 
 int pin(int mount, const char* rel, bool on) {
+  // A pin lasts as long as its connection, which in such a child (above)
+  // would be the parent's: the child's partial files go unpinned (a file
+  // evicted meanwhile is fetched again, and reads check its generation).
+  if (in_shared_memory_child()) return 0;
   SignalsDeferred deferred;
   while (g_pin_lock.test_and_set(std::memory_order_acquire)) {
   }

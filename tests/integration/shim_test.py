@@ -911,10 +911,97 @@ def test_mtime_is_one_rule_before_and_after_a_fetch():
         assert (stats.get("heads", 0) > 0) == (mode == "metadata"), stats
 
 
+RAW_CLONE = r'''
+import ctypes, os, sys
+root, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def read_all(names):
+    bad = 0
+    for i in names:
+        with open('%s/many/f%04d' % (root, i), 'rb') as f:
+            bad += f.read() != b'%d\n' % i
+    return bad
+sys.path.insert(0, sys.argv[4])
+from populate import content
+import random
+big = os.open('/data/it/big/1g.bin', os.O_RDONLY)  # a large file: read by block, each range asked for
+def read_ranges(seed):
+    rng, bad = random.Random(seed), 0
+    for _ in range(count // 4):
+        off = rng.randrange(0, (1 << 30) - 65536) // 8 * 8
+        bad += os.pread(big, 65536, off) != content('big/1g.bin', 65536, off)
+    return bad
+read_all([0])  # the parent's connection to the daemon exists before the clone
+libc = ctypes.CDLL(None, use_errno=True)
+pid = libc.syscall(56, 17, 0, 0, 0, 0)  # clone(SIGCHLD): a fork that runs no pthread_atfork handler
+if pid == 0:
+    os._exit(1 if read_all(range(first, first + count)) + read_ranges(1) else 0)
+bad = read_all(range(first + count, first + 2 * count)) + read_ranges(2)
+_, status = os.waitpid(pid, 0)
+print(bad, os.waitstatus_to_exitcode(status))
+'''
+
+
+def test_raw_clone_child_beside_its_parent():
+    # A child made by a raw clone() system call (no pthread_atfork handler
+    # runs) reads uncached files while its parent does (issue 12). It must
+    # not share the parent's daemon connection: replies to one would reach
+    # the other (request ids collide: the counter was copied). Both read 1200
+    # small files and 300 ranges of a large file, byte-exact.
+    cache = os.path.join(WORK, "clone-cache")
+    e = env(DSCACHE_CACHE_DIR=cache)
+    run([DSCACHE, "daemon", "--stop"], environ=e, check=False)
+    shutil.rmtree(cache, ignore_errors=True)
+    r = run([PY, "-c", RAW_CLONE, MOUNT, "1", "1200", os.path.dirname(os.path.abspath(__file__))], environ=e)
+    bad, child = map(int, r.stdout.split())
+    run([DSCACHE, "daemon", "--stop"], environ=e, check=False)
+    print("  parent: %d wrong of 1500 reads; child (raw clone): exit %d" % (bad, child))
+    assert bad == 0 and child == 0, (bad, child, r.stderr[-2000:])
+
+
+FORK_IN_INIT = r'''
+import os, sys, threading, time
+path, index = sys.argv[1], sys.argv[2]
+# Another thread opens a file under the mount: the shim maps the index, which
+# the helper preloaded after it makes take half a second.
+t = threading.Thread(target=lambda: open(path, 'rb').read())
+t.start()
+time.sleep(0.2)
+pid = os.fork()  # meanwhile
+if pid == 0:
+    data = open(path, 'rb').read()
+    mapped = any(line.rstrip().endswith(' ' + index) for line in open('/proc/self/maps'))
+    os._exit(0 if data and mapped else 1 if data else 2)
+t.join()
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+'''
+
+
+def test_fork_while_another_thread_maps_the_index():
+    # A process forks while another of its threads is inside the shim's
+    # first mapping of the index (issue 12: suspected by reading). The child
+    # must map the index itself: before, it stayed "being mapped" for ever and
+    # every lookup of the child went to the daemon (a DataLoader worker forked
+    # at that moment never read the index). Helper: slow_index.so, preloaded
+    # after the shim, makes the index's open take half a second.
+    cache = os.path.join(WORK, "fork-cache")
+    e = env(DSCACHE_CACHE_DIR=cache)
+    run([DSCACHE, "daemon", "--stop"], environ=e, check=False)
+    shutil.rmtree(cache, ignore_errors=True)
+    run(["cat", MOUNT + "/names/empty.txt", MOUNT + "/text/lines.txt"], environ=e)  # a daemon and an index
+    e["LD_PRELOAD"] += " " + os.environ["DSCACHE_TEST_SLOW_INDEX"]
+    r = run([PY, "-c", FORK_IN_INIT, MOUNT + "/text/lines.txt", os.path.join(cache, "index")], environ=e)
+    run([DSCACHE, "daemon", "--stop"], environ=e, check=False)
+    status = r.stdout.decode().strip()
+    print("  child forked during the index's mapping: exit %s (0: read the file and mapped the index)" % status)
+    assert status == "0", r.stdout
+
+
 TESTS = [test_coreutils_byte_for_byte, test_errno_matches_a_read_only_local_copy,
          test_dotdot_out_of_a_mount_as_out_of_a_local_copy, test_directories_above_a_mount_as_above_a_local_copy, test_coreutils_tools, test_negative_cases, test_python_stdlib,
          test_numpy_pil_tar_lmdb_h5py_torch, test_dataloader_fork_and_spawn, test_glibc_walkers_and_execl,
          test_program_closing_every_fd, test_mtime_is_one_rule_before_and_after_a_fetch,
+         test_raw_clone_child_beside_its_parent, test_fork_while_another_thread_maps_the_index,
          test_fio_psync_and_mmap,
          test_1gib_random_reads_by_4_processes_while_filling, test_no_daemon_warm_hits_still_served,
          test_malformed_mounts_serve_nothing]

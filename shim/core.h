@@ -132,6 +132,9 @@ int note_reopen(int fd, bool names_an_open_fd);
 // process's /proc/PID/fd/N): a mirror file still filling enters the table.
 // 0 or -errno.
 int adopt_fd(int fd);
+// The same for an fd that may be on any mirror file, a small one's
+// placeholder too (open_by_handle_at): that is fetched whole first.
+int adopt_any_fd(int fd);
 // `to` is a duplicate of `from` (dup, dup2, dup3, F_DUPFD): guarded alike.
 void note_partial_dup(int from, int to);
 // Before duplicating `fd`: 0, or -errno if a partial file could not be made

@@ -70,6 +70,11 @@
   X(custom, int, eaccess, (const char* path, int mode), (path, mode), DSC_NOTHROW) \
   X(custom, int, name_to_handle_at, (int dirfd, const char* path, struct file_handle* handle, int* mount_id, int flags), (dirfd, path, handle, mount_id, flags), DSC_NOTHROW) \
   X(custom, int, inotify_add_watch, (int fd, const char* path, uint32_t mask), (fd, path, mask), DSC_NOTHROW) \
+  X(custom, int, open_by_handle_at, (int mount_fd, struct file_handle* handle, int flags), (mount_fd, handle, flags), DSC_MAYTHROW) \
+  X(custom, int, fstatfs, (int fd, struct statfs* buf), (fd, buf), DSC_NOTHROW) \
+  X(custom, int, fstatfs64, (int fd, struct statfs64* buf), (fd, buf), DSC_NOTHROW) \
+  X(custom, int, fstatvfs, (int fd, struct statvfs* buf), (fd, buf), DSC_NOTHROW) \
+  X(custom, int, fstatvfs64, (int fd, struct statvfs64* buf), (fd, buf), DSC_NOTHROW) \
   X(custom, ssize_t, readlink, (const char* path, char* buf, size_t size), (path, buf, size), DSC_NOTHROW) \
   X(custom, ssize_t, readlinkat, (int dirfd, const char* path, char* buf, size_t size), (dirfd, path, buf, size), DSC_NOTHROW) \
   X(lookup1, int, statfs, (const char* path, struct statfs* buf), (path, buf), DSC_NOTHROW) \

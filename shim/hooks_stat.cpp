@@ -203,6 +203,41 @@ __attribute__((visibility("default"))) int name_to_handle_at(int dirfd, const ch
   if (int rc = prepare_lookup(t); rc != 0) return fail(rc);
   return REAL(name_to_handle_at)(t.at_fd, t.at_path, handle, mount_id, flags);
 }
+// A handle opens the file itself, past every path hook: one in a mirror
+// (name_to_handle_at of a path under a mount) is made safe to read first,
+// as an fd received from another process is, and never opened to write.
+__attribute__((visibility("default"))) int open_by_handle_at(int mount_fd, struct file_handle* handle, int flags) {
+  const int fd = REAL(open_by_handle_at)(mount_fd, handle, flags);
+  if (fd < 0 || t_depth != 0 || !active() || !is_mirror_fd(fd)) return fd;
+  int rc = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0 ? -EROFS : adopt_any_fd(fd);
+  if (rc != 0) {
+    forget_fd(fd);
+    REAL(close)(fd);
+    return fail(rc);
+  }
+  return fd;
+}
+// A mount is a read-only file system, whatever fd the program asks about.
+__attribute__((visibility("default"))) int fstatfs(int fd, struct statfs* buf) noexcept {
+  const int r = REAL(fstatfs)(fd, buf);
+  if (r == 0 && t_depth == 0 && is_mirror_fd(fd)) buf->f_flags |= ST_RDONLY;
+  return r;
+}
+__attribute__((visibility("default"))) int fstatfs64(int fd, struct statfs64* buf) noexcept {
+  const int r = REAL(fstatfs64)(fd, buf);
+  if (r == 0 && t_depth == 0 && is_mirror_fd(fd)) buf->f_flags |= ST_RDONLY;
+  return r;
+}
+__attribute__((visibility("default"))) int fstatvfs(int fd, struct statvfs* buf) noexcept {
+  const int r = REAL(fstatvfs)(fd, buf);
+  if (r == 0 && t_depth == 0 && is_mirror_fd(fd)) buf->f_flag |= ST_RDONLY;
+  return r;
+}
+__attribute__((visibility("default"))) int fstatvfs64(int fd, struct statvfs64* buf) noexcept {
+  const int r = REAL(fstatvfs64)(fd, buf);
+  if (r == 0 && t_depth == 0 && is_mirror_fd(fd)) buf->f_flag |= ST_RDONLY;
+  return r;
+}
 __attribute__((visibility("default"))) int inotify_add_watch(int fd, const char* path, uint32_t mask) noexcept {
   Target t;
   if (route(AT_FDCWD, path, t) != Route::mapped) return REAL(inotify_add_watch)(fd, path, mask);

@@ -242,6 +242,45 @@ int adopt_fd(int fd) {
   return 0;
 }
 
+int adopt_any_fd(int fd) {
+  if (int rc = adopt_fd(fd); rc != 0 || is_partial(fd)) return rc;
+  struct stat st {};
+  char link[64], target[kMaxPathLength], user[kMaxPathLength];
+  {
+    Guard guard;
+    if (REAL(fstat)(fd, &st) != 0) return 0;
+    if (S_ISDIR(st.st_mode)) mark_mapped_dirfd(fd);  // *at() calls relative to it are routed
+    if (!S_ISREG(st.st_mode)) return 0;
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    const ssize_t n = REAL(readlink)(link, target, sizeof target - 1);
+    if (n <= 0) return -EIO;
+    target[n] = '\0';
+  }
+  const char* rel = nullptr;
+  const MountConfig* m = mirror_to_user(target, user, sizeof user) ? find_mount(g_config, user, &rel) : nullptr;
+  if (m == nullptr) return 0;  // a stand-in above the mounts: directories only
+  const int mount = static_cast<int>(m - g_config.mounts);
+  // A whole file fills into its placeholder, the inode this fd is on: once
+  // the index says complete (for this inode), its bytes are the object's.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    IndexReader* idx = index();
+    SlotSnapshot s;
+    struct stat now {};
+    {
+      Guard guard;
+      const int root = root_fd(mount);
+      if (root < 0 || REAL(fstatat)(root, rel, &now, 0) != 0) return -EIO;
+    }
+    if (now.st_ino != st.st_ino || now.st_dev != st.st_dev) return -ESTALE;  // replaced since: not this file's bytes
+    if (idx != nullptr && idx->find(key_of(mount, rel), s, nullptr) == LookupResult::found &&
+        s.state() == FileState::complete) {
+      return 0;
+    }
+    if (int rc = ask_daemon(ipc::MessageType::fetch_object, mount, rel, 0, 0, 0); rc != 0) return -rc;
+  }
+  return -EIO;
+}
+
 int note_reopen(int fd, bool names_an_open_fd) {
   // A reopen through /proc/self/fd/N, /dev/stdin, a link to either: the same
   // inode as an fd in the table, so the same file.

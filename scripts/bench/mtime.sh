@@ -122,18 +122,24 @@ for line in open(sys.argv[1]):
 ' "$out" | check "$kind" || die "$variant: wrong mtimes"
       ;;
     s3fs)
-      local mnt=$work/mnt-$n pid
+      # Mounted, listed and unmounted within one call: `ip netns exec` gives
+      # each call its own mount namespace.
+      local mnt=$work/mnt-$n
       mkdir -p "$mnt"
-      in_ns "$client_ns" s3fs mtb "$mnt" -f -o "use_path_request_style,url=$AWS_ENDPOINT_URL,passwd_file=$work/s3fs.passwd,endpoint=us-east-1" \
-        >"$work/s3fs-$n.log" 2>&1 &
-      pid=$!
-      for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
-      mountpoint -q "$mnt" || die "s3fs did not mount: $(tail -n 3 "$work/s3fs-$n.log")"
-      t0=$EPOCHREALTIME
-      ls -l --time-style=+%s.%N "$mnt/ds" >"$out"
-      t1=$EPOCHREALTIME
-      fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
+      in_ns "$client_ns" bash -c '
+        mnt=$1 out=$2 times=$3 log=$4
+        s3fs mtb "$mnt" -f -o "use_path_request_style,url=$AWS_ENDPOINT_URL,passwd_file=$5,endpoint=us-east-1" >"$log" 2>&1 &
+        pid=$!
+        for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
+        mountpoint -q "$mnt" || { kill $pid; exit 1; }
+        t0=$EPOCHREALTIME
+        ls -l --time-style=+%s.%N "$mnt/ds" >"$out"
+        t1=$EPOCHREALTIME
+        fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
+        wait $pid
+        echo "$t0 $t1" >"$times"' _ "$mnt" "$out" "$work/s3fs-times" "$work/s3fs-$n.log" "$work/s3fs.passwd" ||
+        die "s3fs did not mount: $(tail -n 3 "$work/s3fs-$n.log")"
+      read -r t0 t1 <"$work/s3fs-times"
       awk 'NF >= 7 {print $7, $6}' "$out" | check meta || die "s3fs: wrong mtimes"
       ;;
   esac

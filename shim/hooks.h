@@ -77,6 +77,8 @@
   X(custom, int, fstatvfs64, (int fd, struct statvfs64* buf), (fd, buf), DSC_NOTHROW) \
   X(custom, ssize_t, readlink, (const char* path, char* buf, size_t size), (path, buf, size), DSC_NOTHROW) \
   X(custom, ssize_t, readlinkat, (int dirfd, const char* path, char* buf, size_t size), (dirfd, path, buf, size), DSC_NOTHROW) \
+  X(custom, ssize_t, __readlink_chk, (const char* path, char* buf, size_t size, size_t buflen), (path, buf, size, buflen), DSC_NOTHROW) \
+  X(custom, ssize_t, __readlinkat_chk, (int dirfd, const char* path, char* buf, size_t size, size_t buflen), (dirfd, path, buf, size, buflen), DSC_NOTHROW) \
   X(lookup1, int, statfs, (const char* path, struct statfs* buf), (path, buf), DSC_NOTHROW) \
   X(lookup1, int, statfs64, (const char* path, struct statfs64* buf), (path, buf), DSC_NOTHROW) \
   X(lookup1, int, statvfs, (const char* path, struct statvfs* buf), (path, buf), DSC_NOTHROW) \
@@ -93,6 +95,7 @@
   X(custom, int, readdir_r, (DIR* dir, struct dirent* entry, struct dirent** result), (dir, entry, result), DSC_MAYTHROW) \
   X(custom, int, readdir64_r, (DIR* dir, struct dirent64* entry, struct dirent64** result), (dir, entry, result), DSC_MAYTHROW) \
   X(custom, void, rewinddir, (DIR* dir), (dir), DSC_MAYTHROW) \
+  X(custom, void, seekdir, (DIR* dir, long position), (dir, position), DSC_MAYTHROW) \
   X(custom, int, closedir, (DIR* dir), (dir), DSC_MAYTHROW) \
   X(custom, int, scandir, (const char* dir, struct dirent*** namelist, int (*filter)(const struct dirent*), int (*compar)(const struct dirent**, const struct dirent**)), (dir, namelist, filter, compar), DSC_MAYTHROW) \
   X(custom, int, scandir64, (const char* dir, struct dirent64*** namelist, int (*filter)(const struct dirent64*), int (*compar)(const struct dirent64**, const struct dirent64**)), (dir, namelist, filter, compar), DSC_MAYTHROW) \
@@ -113,6 +116,7 @@
   X(custom, char*, __getcwd_chk, (char* buf, size_t size, size_t buflen), (buf, size, buflen), DSC_NOTHROW) \
   X(custom, char*, get_current_dir_name, (void), (), DSC_NOTHROW) \
   X(custom, char*, getwd, (char* buf), (buf), DSC_NOTHROW) \
+  X(custom, char*, __getwd_chk, (char* buf, size_t buflen), (buf, buflen), DSC_NOTHROW) \
   /* reading partial files (large objects filled by block) */ \
   X(custom, ssize_t, read, (int fd, void* buf, size_t count), (fd, buf, count), DSC_MAYTHROW) \
   X(custom, ssize_t, __read_chk, (int fd, void* buf, size_t count, size_t buflen), (fd, buf, count, buflen), DSC_MAYTHROW) \
@@ -175,6 +179,7 @@
   X(mutate1, int, unlink, (const char* path), (path), DSC_NOTHROW) \
   X(mutate_at, int, unlinkat, (int dirfd, const char* path, int flags), (dirfd, path, flags), DSC_NOTHROW) \
   X(mutate1, int, rmdir, (const char* path), (path), DSC_NOTHROW) \
+  X(mutate1, int, remove, (const char* path), (path), DSC_NOTHROW) \
   X(mutate2, int, rename, (const char* from, const char* to), (from, to), DSC_NOTHROW) \
   X(mutate_at2, int, renameat, (int fromfd, const char* from, int tofd, const char* to), (fromfd, from, tofd, to), DSC_NOTHROW) \
   X(mutate_at2, int, renameat2, (int fromfd, const char* from, int tofd, const char* to, unsigned int flags), (fromfd, from, tofd, to, flags), DSC_NOTHROW) \

@@ -128,6 +128,17 @@ __attribute__((visibility("default"))) ssize_t readlinkat(int dirfd, const char*
                                                           size_t size) noexcept {
   return readlink_common(dirfd, path, buf, size);
 }
+// The fortified forms (_FORTIFY_SOURCE with a buffer of known size).
+__attribute__((visibility("default"))) ssize_t __readlink_chk(const char* path, char* buf, size_t size,
+                                                              size_t buflen) noexcept {
+  if (size > buflen) __builtin_trap();  // glibc's __chk_fail: a buffer overflow caught
+  return readlink_common(AT_FDCWD, path, buf, size);
+}
+__attribute__((visibility("default"))) ssize_t __readlinkat_chk(int dirfd, const char* path, char* buf, size_t size,
+                                                                size_t buflen) noexcept {
+  if (size > buflen) __builtin_trap();
+  return readlink_common(dirfd, path, buf, size);
+}
 
 __attribute__((visibility("default"))) struct dirent* readdir(DIR* dir) { return read_entry(dir, REAL(readdir)); }
 
@@ -148,6 +159,12 @@ __attribute__((visibility("default"))) int readdir64_r(DIR* dir, struct dirent64
 __attribute__((visibility("default"))) void rewinddir(DIR* dir) {
   if (const int fd = fd_of(dir); has_above_listing(fd)) rewind_above_listing(fd);
   REAL(rewinddir)(dir);
+}
+
+// A position before the end: the names the disk lacks come again after it.
+__attribute__((visibility("default"))) void seekdir(DIR* dir, long position) {
+  if (const int fd = fd_of(dir); has_above_listing(fd)) rewind_above_listing(fd);
+  REAL(seekdir)(dir, position);
 }
 
 __attribute__((visibility("default"))) int closedir(DIR* dir) {
@@ -228,6 +245,14 @@ __attribute__((visibility("default"))) char* getwd(char* buf) noexcept {
   std::snprintf(buf, PATH_MAX, "%s", std::strerror(err));
   errno = err;
   return nullptr;
+}
+
+__attribute__((visibility("default"))) char* __getwd_chk(char* buf, size_t buflen) noexcept {
+  // As glibc's: the cwd into the buffer's known size; one that does not fit
+  // is a buffer overflow caught (__chk_fail).
+  char* r = getcwd(buf, buflen);
+  if (r == nullptr && errno == ERANGE) __builtin_trap();
+  return r;
 }
 
 __attribute__((visibility("default"))) char* __getcwd_chk(char* buf, size_t size, size_t buflen) noexcept {

@@ -629,6 +629,9 @@ ops = [
     ("inotify_add_watch(file)", watch(F)),
     ("inotify_add_watch(missing)", watch('/nope')),
     ("statvfs(file).f_flag & ST_RDONLY", lambda root: os.statvfs(root + F).f_flag & os.ST_RDONLY),
+    ("remove(file)", c_call('remove', F)),
+    ("remove(dir)", c_call('remove', '/names')),
+    ("remove(missing)", c_call('remove', '/nope')),
     ("fstatvfs(fd of file).f_flag & ST_RDONLY", lambda root: (lambda fd: (os.fstatvfs(fd).f_flag & os.ST_RDONLY,
                                                                           os.close(fd))[0])(os.open(root + F, os.O_RDONLY))),
 ]
@@ -815,6 +818,10 @@ ops = [
     ("stat ROOT/data/nope", err(lambda root: os.stat(root + '/data/nope'))),
     ("posix_spawn: addchdir_np, addopen to read, to write", sh(WALKERS, '--spawn', 'ROOT/data/m/text', 'ROOT/data/m/text/lines.txt')),
     ("posix_spawn: addchdir_np into ROOT/data", sh(WALKERS, '--spawn', 'ROOT/data', 'ROOT/data/m/text/lines.txt')),
+    ("readdir ROOT/data, after seekdir, after rewinddir", sh(WALKERS, '--seekdir', 'ROOT/data')),
+    ("readdir ROOT, after seekdir, after rewinddir", sh(WALKERS, '--seekdir', 'ROOT')),
+    ("remove(ROOT/data)", err(lambda root: __import__('ctypes').CDLL(None, use_errno=True).remove((root + '/data').encode()) and
+                           (_ for _ in ()).throw(OSError(__import__('ctypes').get_errno(), 'remove')))),
 ]
 out = {}
 for name, fn in ops:

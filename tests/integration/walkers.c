@@ -5,6 +5,7 @@
  *   walkers --glob ROOT PATTERN      glob(ROOT/PATTERN, GLOB_MARK)
  *   walkers --nftw DIR               nftw(DIR, FTW_PHYS), every entry
  *   walkers --spawn DIR FILE         posix_spawn with addchdir_np and addopen
+ *   walkers --seekdir DIR            readdir to the end, again after seekdir and rewinddir
  * Prints, for ROOT: glob of ROOT/images/class[0-9]/img*.png and
  * ROOT/images/* (GLOB_MARK), scandir of ROOT/names sorted, nftw (physical and
  * depth-first) and ftw of ROOT/images with type and size. Then it opens
@@ -13,6 +14,7 @@
  * inherited: exec must complete the file first, or the shell reads holes. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <glob.h>
@@ -86,6 +88,29 @@ int main(int argc, char** argv) {
     if (rc == 0) waitpid(pid, &status, 0);
     printf("spawn-write rc=%s\n", rc == 0 ? "0" : strerrorname_np(rc));
     posix_spawn_file_actions_destroy(&fa);
+    return 0;
+  }
+  if (argc == 3 && strcmp(argv[1], "--seekdir") == 0) {
+    /* walkers --seekdir DIR: its names read to the end, then again from a
+     * position telldir gave at the start (seekdir), then after rewinddir */
+    DIR* d = opendir(argv[2]);
+    if (d == NULL) {
+      printf("opendir: %s\n", strerror(errno));
+      return 0;
+    }
+    long start = telldir(d);
+    for (int pass = 0; pass < 3; ++pass) {
+      if (pass == 1) seekdir(d, start);
+      if (pass == 2) rewinddir(d);
+      struct dirent* e;
+      int count = 0;
+      while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.') printf("pass %d: %s\n", pass, e->d_name);
+        ++count;
+      }
+      printf("pass %d: %d entries\n", pass, count);
+    }
+    closedir(d);
     return 0;
   }
   if (argc == 3 && strcmp(argv[1], "--nftw") == 0) {

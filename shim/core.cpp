@@ -207,6 +207,47 @@ bool leaves_a_mount(const char* absolute) {
          (find_mount(g_config, normal, &rel) != nullptr || in_missing_above(normal));
 }
 
+// Each ".." segment in `absolute` steps out of the directory before it, which
+// the kernel requires to exist and be a directory ("file/.." is ENOTDIR,
+// "missing/.." ENOENT). Lexical normalisation would skip that check for
+// whatever lies in a mount or a stand-in above one: made here, where the
+// kernel cannot. 0, ENOENT or ENOTDIR.
+int dotdot_error(const char* absolute) {
+  char before[kMaxPathLength], normal[kMaxPathLength];
+  for (const char* dots = std::strstr(absolute, "/.."); dots != nullptr; dots = std::strstr(dots + 1, "/..")) {
+    if (dots[3] != '\0' && dots[3] != '/') continue;  // "/..name"
+    const size_t n = static_cast<size_t>(dots - absolute);
+    if (n + 1 > sizeof before) return 0;
+    std::memcpy(before, absolute, n);
+    before[n] = '\0';
+    if (!normalize(before, normal, sizeof normal)) return 0;
+    struct stat st {};
+    int rc;
+    const char* rel = nullptr;
+    if (const MountConfig* m = find_mount(g_config, normal, &rel)) {
+      const int mount = static_cast<int>(m - g_config.mounts);
+      const char* end = parent_end(rel);
+      if (int listed = ensure_listed(mount, rel, static_cast<size_t>(end - rel)); listed != 0) return -listed;
+      const int root = root_fd(mount);
+      Guard guard;
+      rc = root >= 0 ? REAL(fstatat)(root, rel[0] != '\0' ? rel : ".", &st, 0) : -1;
+    } else {
+      Target stand_in;
+      std::memcpy(stand_in.user, normal, std::strlen(normal) + 1);
+      route_above(stand_in);
+      Guard guard;
+      rc = REAL(fstatat)(AT_FDCWD, stand_in.synthetic ? stand_in.real_path : normal, &st, 0);
+    }
+    if (rc != 0) return errno == ENOTDIR ? ENOTDIR : ENOENT;
+    if (!S_ISDIR(st.st_mode)) return ENOTDIR;
+  }
+  return 0;
+}
+
+// Paths whose lookup fails with that errno whatever the call (stat, open,
+// mkdir, ...): how a `..` error reaches the hooks, through pass_path().
+const char* failing_path(int err) { return err == ENOTDIR ? "/dev/null/dscache-not-a-directory" : "/proc/self/fd/-1/x"; }
+
 bool is_ancestor_of_mount(const char* path) {
   size_t n = std::strlen(path);
   for (int i = 0; i < g_config.mount_count; ++i) {
@@ -260,7 +301,19 @@ Route route_slow(int dirfd, const char* path, Target& target) {
   if (m == nullptr) {
     if (leaves_a_mount(absolute)) target.real_path = target.user;
     route_above(target);
+    if (target.real_path != nullptr && std::strstr(absolute, "/..") != nullptr) {
+      if (const int err = dotdot_error(absolute); err != 0) {
+        target.real_path = failing_path(err);
+        target.synthetic = false;
+      }
+    }
     return Route::pass;
+  }
+  if (std::strstr(absolute, "/..") != nullptr) {
+    if (const int err = dotdot_error(absolute); err != 0) {
+      target.real_path = failing_path(err);
+      return Route::pass;
+    }
   }
   target.mount = static_cast<int>(m - g_config.mounts);
   target.rel = rel;

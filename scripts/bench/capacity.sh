@@ -19,34 +19,17 @@ die() { log "error: $*"; exit 1; }
 scripts/build.sh >/dev/null
 bin=$PWD/build/tools/dscache lib=$PWD/build/shim/libdscache.so
 work=$(mktemp -d /tmp/dscache-capbench-XXXXXX)
-link_name=capbench link_up='' server_ns='' client_ns=''
+. scripts/bench/link.sh
 cleanup() {
   for d in "$work"/c-*; do [ -d "$d" ] && DSCACHE_CACHE_DIR=$d "$bin" daemon --stop >/dev/null 2>&1 || true; done
   for d in "$work"/c-*; do [ -d "$d" ] && DSCACHE_CACHE_DIR=$d "$bin" clear --remove >/dev/null 2>&1 || true; done
-  scripts/s3-server.sh stop --dir "$work/s3" >/dev/null 2>&1 || true
-  [ -z "$link_up" ] || scripts/bench/netlink-down.sh --name "$link_name" >/dev/null 2>&1 || true
+  bench_link_down
   rm -rf -- "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-if [ "$LINK" != 0 ] && [ "$(id -u)" = 0 ] &&
-   env_lines=$(scripts/bench/netlink-up.sh --name "$link_name" --delay-ms 10 --rate 1gbit 2>"$work/netlink.err"); then
-  eval "$env_lines"
-  link_up=1 server_ns=$NETLINK_SERVER_NS client_ns=$NETLINK_CLIENT_NS
-else
-  [ "$LINK" = 1 ] && die "the emulated link cannot be set up: $(tail -n1 "$work/netlink.err" 2>/dev/null)"
-  log "no emulated link here: measuring over loopback"
-fi
-in_ns() { local ns=$1; shift; if [ -n "$ns" ]; then ip netns exec "$ns" "$@"; else "$@"; fi; }
-
-mem_gib=$(( (SMALL_COUNT * 100 / 1024 + LARGE_MIB) / 1024 + 3 ))
-if [ -n "$link_up" ]; then
-  eval "$(in_ns "$server_ns" scripts/s3-server.sh start --dir "$work/s3" --bucket capb --mem-gib "$mem_gib" \
-    --host "$NETLINK_SERVER_ADDR")"
-else
-  eval "$(scripts/s3-server.sh start --dir "$work/s3" --bucket capb --mem-gib "$mem_gib")"
-fi
+bench_link capbench
+bench_s3 capb $(( (SMALL_COUNT * 100 / 1024 + LARGE_MIB) / 1024 + 3 ))
 log "uploading $SMALL_COUNT x 100 KiB and 1 x $LARGE_MIB MiB ..."
 in_ns "$server_ns" /usr/bin/python3 - "$SMALL_COUNT" "$LARGE_MIB" <<'PY'
 import boto3, concurrent.futures, os, sys

@@ -23,35 +23,17 @@ die() { log "error: $*"; exit 1; }
 scripts/build.sh >/dev/null
 bin=$PWD/build/tools/dscache lib=$PWD/build/shim/libdscache.so
 work=$(mktemp -d /tmp/dscache-mtimebench-XXXXXX)
-link_name=mtimebench link_up='' server_ns='' client_ns=''
+. scripts/bench/link.sh
 cleanup() {
   for d in "$work"/c-*; do [ -d "$d" ] && DSCACHE_CACHE_DIR=$d "$bin" daemon --stop >/dev/null 2>&1 || true; done
   for m in "$work"/mnt-*; do [ -d "$m" ] && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; }; done
-  scripts/s3-server.sh stop --dir "$work/s3" >/dev/null 2>&1 || true
-  [ -z "$link_up" ] || scripts/bench/netlink-down.sh --name "$link_name" >/dev/null 2>&1 || true
+  bench_link_down
   rm -rf -- "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-if [ "$LINK" != 0 ] && [ "$(id -u)" = 0 ] &&
-   env_lines=$(scripts/bench/netlink-up.sh --name "$link_name" --delay-ms 10 --rate 1gbit 2>"$work/netlink.err"); then
-  eval "$env_lines"
-  link_up=1 server_ns=$NETLINK_SERVER_NS client_ns=$NETLINK_CLIENT_NS
-  placement="emulated link (20 ms RTT, 1 Gbit/s)"
-else
-  [ "$LINK" = 1 ] && die "the emulated link cannot be set up: $(tail -n1 "$work/netlink.err" 2>/dev/null)"
-  log "no emulated link here: measuring over loopback"
-  placement=loopback
-fi
-in_ns() { local ns=$1; shift; if [ -n "$ns" ]; then ip netns exec "$ns" "$@"; else "$@"; fi; }
-
-if [ -n "$link_up" ]; then
-  eval "$(in_ns "$server_ns" scripts/s3-server.sh start --dir "$work/s3" --bucket mtb --mem-gib 2 \
-    --host "$NETLINK_SERVER_ADDR")"
-else
-  eval "$(scripts/s3-server.sh start --dir "$work/s3" --bucket mtb --mem-gib 2)"
-fi
+bench_link mtimebench
+bench_s3 mtb 2
 log "uploading $COUNT x 1 KiB with x-amz-meta-mtime ..."
 in_ns "$server_ns" /usr/bin/python3 - "$COUNT" <<'PY'
 import boto3, concurrent.futures, os, sys

@@ -684,18 +684,26 @@ def test_errno_matches_a_read_only_local_copy():
     compare_with_read_only_copy(ERRNO_TABLE, ro, MOUNT, env(), "calls")
 
 
-DOTDOT_TABLE = r'''
-import json, os, subprocess, sys
+# Helpers the tables below (each a program of its own) share.
+TABLE_HELPERS = r'''
+import os
 
-def in_dir(rel, fn):
+
+def in_dir(sub, fn):
+    # fn(root) run with the cwd at root + sub
     def op(root):
         old = os.getcwd()
-        os.chdir(root + rel)
+        os.chdir(root + sub)
         try:
             return fn(root)
         finally:
             os.chdir(old)
     return op
+'''
+
+
+DOTDOT_TABLE = TABLE_HELPERS + r'''
+import json, os, subprocess, sys
 
 def climb(root):
     os.chdir('..')
@@ -744,7 +752,7 @@ def test_dotdot_out_of_a_mount_as_out_of_a_local_copy():
                                 "uses of '..'")
 
 
-ABOVE_TABLE = r'''
+ABOVE_TABLE = TABLE_HELPERS + r'''
 import errno, glob, json, os, pathlib, subprocess, sys
 
 WALKERS = os.environ["DSCACHE_TEST_WALKERS"]
@@ -765,16 +773,6 @@ def sh(*argv):
     def op(root):
         r = subprocess.run([a.replace('ROOT', root) for a in argv], capture_output=True, text=True)
         return [r.returncode, sorted(rel(root, r.stdout).splitlines()), '?' in r.stdout]
-    return op
-
-def in_dir(sub, fn):
-    def op(root):
-        old = os.getcwd()
-        os.chdir(root + sub)
-        try:
-            return fn(root)
-        finally:
-            os.chdir(old)
     return op
 
 def dirfd_stat(root):

@@ -19,16 +19,22 @@ static void pause_for_index(const char* path) {
   }
 }
 
+/* The mode argument, present only when the flags ask for one. */
+#define MODE_ARG(flags, mode)            \
+  do {                                   \
+    if ((flags) & (O_CREAT | O_TMPFILE)) { \
+      va_list args;                      \
+      va_start(args, flags);             \
+      mode = (mode_t)va_arg(args, int);  \
+      va_end(args);                      \
+    }                                    \
+  } while (0)
+
 int open(const char* path, int flags, ...) {
   static int (*real)(const char*, int, ...);
   if (real == NULL) real = (int (*)(const char*, int, ...))dlsym(RTLD_NEXT, "open");
   mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list args;
-    va_start(args, flags);
-    mode = (mode_t)va_arg(args, int);
-    va_end(args);
-  }
+  MODE_ARG(flags, mode);
   pause_for_index(path);
   return real(path, flags, mode);
 }
@@ -37,12 +43,7 @@ int openat(int dirfd, const char* path, int flags, ...) {
   static int (*real)(int, const char*, int, ...);
   if (real == NULL) real = (int (*)(int, const char*, int, ...))dlsym(RTLD_NEXT, "openat");
   mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list args;
-    va_start(args, flags);
-    mode = (mode_t)va_arg(args, int);
-    va_end(args);
-  }
+  MODE_ARG(flags, mode);
   pause_for_index(path);
   return real(dirfd, path, flags, mode);
 }

@@ -84,7 +84,9 @@ bool exists_on_disk(int i) {
   bool there;
   {
     Guard guard;
-    there = REAL(fstatat)(AT_FDCWD, path, &st, 0) == 0 || errno != ENOENT;
+    // (Anything there counts, a dangling link too: it is the user's, and
+    // no stand-in may hide it.)
+    there = REAL(fstatat)(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
   }
   g_exists[i].store(there ? 1 : 2, std::memory_order_relaxed);
   g_checked_ns[i].store(now, std::memory_order_relaxed);
@@ -129,6 +131,7 @@ struct Listing {
   int above = -1;
   uint32_t missing = 0;  // one mount per name below `above` that the disk lacks
   uint32_t given = 0;    // of those, given out since the stream began
+  long end = -1;         // telldir() where the disk's entries end, once seen
   struct dirent64 entry;
 };
 constexpr int kListings = 64;
@@ -280,12 +283,14 @@ void note_above_fd(int fd, const Target& t) {
   l->above = t.above;
   l->missing = missing;
   l->given = 0;
+  l->end = -1;
   publish_listing(*l, fd);
 }
 
-struct dirent64* above_next_entry(int fd) {
+struct dirent64* above_next_entry(int fd, long end) {
   Listing* l = find_listing(fd);
   if (l == nullptr) return nullptr;
+  l->end = end;
   const uint32_t left = l->missing & ~l->given;
   if (left == 0) return nullptr;
   const int m = __builtin_ctz(left);
@@ -314,8 +319,12 @@ struct dirent64* above_next_entry(int fd) {
   return &e;
 }
 
-void rewind_above_listing(int fd) {
-  if (Listing* l = find_listing(fd)) l->given = 0;
+void rewind_above_listing(int fd, long position) {
+  Listing* l = find_listing(fd);
+  if (l == nullptr) return;
+  // Back before the end: the names come again after it. At the end (a
+  // position telldir gave there): they were given.
+  l->given = position >= 0 && position == l->end ? l->missing : 0;
 }
 
 void forget_above_listing(int fd) {
@@ -336,6 +345,7 @@ void copy_above_listing(int from, int to) {
   l->above = src->above;
   l->missing = src->missing;
   l->given = 0;
+  l->end = -1;
   publish_listing(*l, to);
 }
 

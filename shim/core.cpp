@@ -229,8 +229,10 @@ int dotdot_error(const char* absolute) {
       const char* end = parent_end(rel);
       if (int listed = ensure_listed(mount, rel, static_cast<size_t>(end - rel)); listed != 0) return -listed;
       const int root = root_fd(mount);
+      char mirror[kMaxPathLength + 64];
+      std::snprintf(mirror, sizeof mirror, "%s/%s", g_roots[mount].path, rel);
       Guard guard;
-      rc = root >= 0 ? REAL(fstatat)(root, rel[0] != '\0' ? rel : ".", &st, 0) : -1;
+      rc = root >= 0 ? REAL(fstatat)(root, rel[0] != '\0' ? rel : ".", &st, 0) : REAL(fstatat)(AT_FDCWD, mirror, &st, 0);
     } else {
       Target stand_in;
       std::memcpy(stand_in.user, normal, std::strlen(normal) + 1);
@@ -399,6 +401,16 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
       fd = REAL(openat)(t.at_fd, t.at_path, flags, mode);
     }
     if (fd < 0) return -errno;
+    // An O_PATH fd on a directory anchors *at() calls, which must be routed
+    // (else openat(fd, "file") reads its placeholder).
+    struct stat st {};
+    {
+      Guard guard;
+      if (REAL(fstat)(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        mark_mapped_dirfd(fd);
+        return fd;
+      }
+    }
     // An O_PATH fd reads nothing, but a reopen through /proc/self/fd does:
     // a large file still filling is tracked like any partial fd.
     IndexReader* idx = index();
@@ -409,7 +421,14 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
       if (int rc = register_partial(fd, t.mount, t.rel, slot, s); rc != 0) {
         Guard guard;
         REAL(close)(fd);
-        return rc;
+        if (rc != -EMFILE) return rc;
+        // No entry for it (a full table, a child sharing our memory): the
+        // file is made complete, and then needs none.
+        if (int fetched = ask_daemon(ipc::MessageType::complete_file, t.mount, t.rel, 0, 0, 0); fetched != 0) {
+          return -fetched;
+        }
+        fd = REAL(openat)(t.at_fd, t.at_path, flags, mode);
+        if (fd < 0) return -errno;
       }
     }
     return fd;
@@ -444,7 +463,7 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
           REAL(close)(fd);
           return rc;
         }
-        set_bit(g_dir_bits, fd, true);
+        mark_mapped_dirfd(fd);
         return fd;
       }
       // A file the index does not know: never read it unchecked.

@@ -113,6 +113,9 @@ ssize_t read_range(int fd, uint64_t offset, uint64_t length,
 // partial fd.
 ssize_t read_at_offset(int fd, uint64_t length, ssize_t (*do_read)(int fd, void* context, off_t offset),
                        void* context);
+// A file a spawn's actions open by its mirror path (on): kept from eviction
+// (a pin) and made complete; off: let go. 0 or an errno.
+int hold_for_spawn(int mount, const char* rel, bool on);
 // Makes the whole file present; the fd then leaves the partial table. 0 or -errno.
 int complete_fd(int fd);
 // Before running another program (exec, spawn, system, popen), whose reads
@@ -158,10 +161,11 @@ void forget_fd_range(unsigned first, unsigned last);  // close_range, closefrom
 // mapped): if it is on a directory above a mount, *at() calls relative to it
 // are routed, and reading it lists the mounts' names the disk lacks.
 void note_above_fd(int fd, const Target& t);
-// After the disk's entries of such a directory, the names it lacks, one per
-// call; null when all are given.
-struct dirent64* above_next_entry(int fd);
-void rewind_above_listing(int fd);
+// After the disk's entries of such a directory (`end`: telldir there), the
+// names it lacks, one per call; null when all are given.
+struct dirent64* above_next_entry(int fd, long end);
+// rewinddir (position -1) or seekdir(position) of such a directory.
+void rewind_above_listing(int fd, long position);
 extern std::atomic<uint64_t> g_above_bits[];
 extern std::atomic<int> g_above_listings;
 inline bool has_above_listing(int fd) {

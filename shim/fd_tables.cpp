@@ -59,6 +59,10 @@ int root_fd(int mount) {
   MirrorRoot& root = g_roots[mount];
   int fd = root.fd.load(std::memory_order_acquire);
   if (fd >= 0) return fd;
+  // A child sharing our memory (vfork, clone(CLONE_VM)) must not store an fd
+  // that only its own fd table holds: the parent would then use that number
+  // for a mount's root (another file's, or none). It goes by paths.
+  if (in_shared_memory_child()) return -1;
   Guard guard;
   int opened = REAL(open)(root.path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
   if (opened < 0) return -1;
@@ -120,7 +124,9 @@ dev_t mirror_device() {
 
 bool is_mirror_fd(int fd) {
   if (!active() || fd < 0) return false;
-  if (is_partial(fd) || is_mapped_dirfd(fd)) return true;
+  // (Not the directory bits: they also mark real directories above mounts,
+  // which are the user's to change.)
+  if (is_partial(fd)) return true;
   struct stat st {};
   char link[64], target[kMaxPathLength], user[kMaxPathLength];
   Guard guard;
@@ -141,10 +147,12 @@ bool names_a_mirror_file(const char* path) {
   return mirror_to_user(target, user, sizeof user);
 }
 
-void mark_mapped_dirfd(int fd) { set_bit(g_dir_bits, fd, true); }
+void mark_mapped_dirfd(int fd) {
+  if (!in_shared_memory_child()) set_bit(g_dir_bits, fd, true);  // (the parent's table, in a vfork child)
+}
 
 void note_dup(int from, int to) {
-  if (to < 0) return;
+  if (to < 0 || in_shared_memory_child()) return;
   set_bit(g_dir_bits, to, test_bit(g_dir_bits, from));
   copy_above_listing(from, to);
   note_partial_dup(from, to);

@@ -95,7 +95,7 @@ Dirent* read_entry(DIR* dir, Dirent* (*real)(DIR*)) {
   errno = saved;
   static_assert(sizeof(struct dirent) == sizeof(struct dirent64) &&
                 offsetof(struct dirent, d_name) == offsetof(struct dirent64, d_name));
-  return reinterpret_cast<Dirent*>(above_next_entry(fd));
+  return reinterpret_cast<Dirent*>(above_next_entry(fd, telldir(dir)));
 }
 
 // (libc declares its DIR* arguments non-null; a program may pass null all the same.)
@@ -157,13 +157,12 @@ __attribute__((visibility("default"))) int readdir64_r(DIR* dir, struct dirent64
 }
 
 __attribute__((visibility("default"))) void rewinddir(DIR* dir) {
-  if (const int fd = fd_of(dir); has_above_listing(fd)) rewind_above_listing(fd);
+  if (const int fd = fd_of(dir); has_above_listing(fd)) rewind_above_listing(fd, -1);
   REAL(rewinddir)(dir);
 }
 
-// A position before the end: the names the disk lacks come again after it.
 __attribute__((visibility("default"))) void seekdir(DIR* dir, long position) {
-  if (const int fd = fd_of(dir); has_above_listing(fd)) rewind_above_listing(fd);
+  if (const int fd = fd_of(dir); has_above_listing(fd)) rewind_above_listing(fd, position);
   REAL(seekdir)(dir, position);
 }
 

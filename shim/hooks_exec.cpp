@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 
 #include "core.h"
 #include "real.h"
@@ -50,56 +51,79 @@ auto with_environment(char* const* envp, Run run) {
 // ---- posix_spawn's file actions ------------------------------------------
 //
 // glibc performs them in the child through internal calls no hook sees, so a
-// path under a mount is resolved when the action is added. An open to read
-// is made there and then, the file complete (the child reads it unchecked),
-// and the action opens that very file again in the child through
-// /proc/self/fd/N: glibc's child has the parent's fds until it execs, and the
-// open fd keeps the bytes however the cache changes meanwhile. An open the
-// mount refuses (EROFS, ENOENT, ...) is remembered, and the spawn returns it,
-// as glibc returns the errno of an open that failed in the child.
+// path under a mount is resolved when the action is added, in the child's
+// terms: a relative path against where the earlier chdir actions leave the
+// child (tracked here), not the parent's cwd. A directory to change into is
+// the mirror's, listed; a file to read is made complete and opened by its
+// mirror path, and the spawn keeps it from eviction (a pin) until the child
+// has opened it; an open the mount refuses (EROFS to write, ENOENT) is
+// remembered and the spawn returns it without running, as glibc returns the
+// errno of an open that failed in its child. Nothing depends on fd numbers
+// the program or other actions could change.
 
-struct SpawnAction {
+constexpr int kSpawnRecords = 64;  // actions objects touching mounts, alive at once
+constexpr int kSpawnFiles = 8;     // files under mounts one object opens
+
+struct SpawnRecord {
   std::atomic<const void*> actions{nullptr};
-  int fd = -1;     // held for the action, closed with the actions object
-  int error = 0;   // the spawn's result, if not 0
+  int error = 0;         // the spawn's result, if not 0 (the first refused action's)
+  bool has_cwd = false;  // a chdir action came: `cwd` is where it leaves the child
+  char cwd[dscache::kMaxPathLength];
+  int files = 0;
+  int mount[kSpawnFiles];
+  char rel[kSpawnFiles][dscache::kMaxPathLength];
 };
-constexpr int kSpawnActions = 64;
-SpawnAction g_spawn_actions[kSpawnActions];
-std::atomic<int> g_spawn_action_count{0};
+SpawnRecord g_spawn_records[kSpawnRecords];
+std::atomic<int> g_spawn_record_count{0};
 
-// A free entry, claimed (its `actions` set by the caller once filled in).
-SpawnAction* add_spawn_action() {
-  for (SpawnAction& a : g_spawn_actions) {
+SpawnRecord* record_of(const void* actions, bool create) {
+  if (actions == nullptr) return nullptr;
+  if (g_spawn_record_count.load(std::memory_order_relaxed) != 0) {
+    for (SpawnRecord& r : g_spawn_records) {
+      if (r.actions.load(std::memory_order_acquire) == actions) return &r;
+    }
+  }
+  if (!create) return nullptr;
+  for (SpawnRecord& r : g_spawn_records) {
     const void* expected = nullptr;
-    if (a.actions.compare_exchange_strong(expected, reinterpret_cast<const void*>(1))) {  // claimed
-      g_spawn_action_count.fetch_add(1);
-      a.fd = -1;
-      a.error = 0;
-      return &a;
+    if (r.actions.compare_exchange_strong(expected, actions)) {
+      g_spawn_record_count.fetch_add(1);
+      r.error = 0;
+      r.has_cwd = false;
+      r.files = 0;
+      return &r;
     }
   }
   return nullptr;
 }
 
-void forget_spawn_actions(const void* actions) {
-  if (g_spawn_action_count.load(std::memory_order_relaxed) == 0) return;
-  for (SpawnAction& a : g_spawn_actions) {
-    if (a.actions.load(std::memory_order_acquire) != actions) continue;
-    if (a.fd >= 0) {
-      Guard guard;
-      REAL(close)(a.fd);
-    }
-    a.fd = -1;
-    a.actions.store(nullptr, std::memory_order_release);
-    g_spawn_action_count.fetch_sub(1);
+void forget_spawn_record(const void* actions) {
+  if (SpawnRecord* r = record_of(actions, false)) {
+    r->actions.store(nullptr, std::memory_order_release);
+    g_spawn_record_count.fetch_sub(1);
   }
 }
 
-// The error a spawn with these actions returns without running (0: none).
-int spawn_refusal(const void* actions) {
-  if (actions == nullptr || g_spawn_action_count.load(std::memory_order_relaxed) == 0) return 0;
-  for (const SpawnAction& a : g_spawn_actions) {
-    if (a.actions.load(std::memory_order_acquire) == actions && a.error != 0) return a.error;
+void refuse(SpawnRecord* r, int error) {
+  if (r->error == 0) r->error = error;
+}
+
+// `path` as the child will resolve it: against the cwd its chdir actions
+// leave it in, when relative and there were some. (`buf` may be returned.)
+const char* in_child(const SpawnRecord* r, const char* path, char* buf, size_t size) {
+  if (path == nullptr || path[0] == '/' || r == nullptr || !r->has_cwd) return path;
+  std::snprintf(buf, size, "%s/%s", r->cwd, path);
+  return buf;
+}
+
+// Pins (on) the files a spawn's actions open, each complete, or unpins them.
+int hold_files(const SpawnRecord* r, bool on) {
+  if (r == nullptr) return 0;
+  for (int i = 0; i < r->files; ++i) {
+    if (int rc = hold_for_spawn(r->mount[i], r->rel[i], on); rc != 0) {
+      for (int j = 0; j < i; ++j) (void)hold_for_spawn(r->mount[j], r->rel[j], false);
+      return rc;
+    }
   }
   return 0;
 }
@@ -109,63 +133,100 @@ int spawn_refusal(const void* actions) {
 extern "C" {
 
 __attribute__((visibility("default"))) int posix_spawn_file_actions_init(posix_spawn_file_actions_t* actions) noexcept {
-  forget_spawn_actions(actions);
+  forget_spawn_record(actions);
   return REAL(posix_spawn_file_actions_init)(actions);
 }
 
 __attribute__((visibility("default"))) int posix_spawn_file_actions_destroy(
     posix_spawn_file_actions_t* actions) noexcept {
-  forget_spawn_actions(actions);
+  forget_spawn_record(actions);
   return REAL(posix_spawn_file_actions_destroy)(actions);
+}
+
+__attribute__((visibility("default"))) int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t* actions,
+                                                                                const char* path) noexcept {
+  if (t_depth != 0 || !active()) return REAL(posix_spawn_file_actions_addchdir_np)(actions, path);
+  // Every chdir is followed: a later relative open resolves against it.
+  SpawnRecord* r = record_of(actions, true);
+  if (r == nullptr) return ENOMEM;  // as glibc answers when it cannot record an action
+  char joined[2 * dscache::kMaxPathLength];
+  const char* where = in_child(r, path, joined, sizeof joined);
+  char cwd[dscache::kMaxPathLength];
+  if (where[0] != '/') {  // the first chdir, relative to the parent's cwd (the program's path of it)
+    if (getcwd(cwd, sizeof cwd) == nullptr) return errno;
+    std::snprintf(joined, sizeof joined, "%s/%s", cwd, path);
+    where = joined;
+  }
+  if (std::strlen(where) >= sizeof r->cwd) return ENAMETOOLONG;
+  Target t;
+  const Route route_taken = route(AT_FDCWD, where, t);
+  std::memcpy(r->cwd, where, std::strlen(where) + 1);
+  r->has_cwd = true;
+  if (route_taken != Route::mapped) return REAL(posix_spawn_file_actions_addchdir_np)(actions, pass_path(t, where));
+  // (Rust's Command::current_dir): the mirror directory, listed now; the new
+  // program's shim shows it as the mount's.
+  if (int rc = prepare_directory(t); rc != 0) refuse(r, -rc);
+  return REAL(posix_spawn_file_actions_addchdir_np)(actions, t.mirror);
+}
+
+__attribute__((visibility("default"))) int posix_spawn_file_actions_addfchdir_np(posix_spawn_file_actions_t* actions,
+                                                                                 int fd) noexcept {
+  if (t_depth == 0 && active()) {
+    SpawnRecord* r = record_of(actions, true);
+    if (r == nullptr) return ENOMEM;
+    char link[64];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    // readlink's hook shows a mirror directory as the program's path.
+    const ssize_t n = readlink(link, r->cwd, sizeof r->cwd - 1);
+    r->has_cwd = n > 0;
+    if (n > 0) r->cwd[n] = '\0';
+  }
+  return REAL(posix_spawn_file_actions_addfchdir_np)(actions, fd);
 }
 
 __attribute__((visibility("default"))) int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t* actions,
                                                                             int fd, const char* path, int flags,
                                                                             mode_t mode) noexcept {
-  Target t;
-  if (route(AT_FDCWD, path, t) != Route::mapped && !t.synthetic) {
-    return REAL(posix_spawn_file_actions_addopen)(actions, fd, pass_path(t, path), flags, mode);
+  if (t_depth != 0 || !active()) {
+    return REAL(posix_spawn_file_actions_addopen)(actions, fd, path, flags, mode);
   }
-  SpawnAction* a = add_spawn_action();
-  if (a == nullptr) return ENOMEM;  // as glibc answers when it cannot record an action
-  int opened;
+  SpawnRecord* r = record_of(actions, false);
+  char joined[2 * dscache::kMaxPathLength];
+  const char* where = in_child(r, path, joined, sizeof joined);
+  Target t;
+  if (route(AT_FDCWD, where, t) != Route::mapped && !t.synthetic) {
+    return REAL(posix_spawn_file_actions_addopen)(actions, fd, pass_path(t, where), flags, mode);
+  }
+  if (r == nullptr && (r = record_of(actions, true)) == nullptr) return ENOMEM;
+  const bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)) != 0;
   if (t.synthetic) {
     // A stand-in above the mounts: readable as it is, never changed.
-    const bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)) != 0;
-    Guard guard;
-    opened = writes ? -EROFS : REAL(open)(t.real_path, (flags & ~O_CREAT) | O_CLOEXEC, 0);
-    if (opened == -1) opened = -errno;
-  } else {
-    opened = open_mapped(t, flags | O_CLOEXEC, mode, true);
-    if (opened >= 0) forget_fd(opened);  // complete: a plain fd, the shim's until the actions go
+    if (writes) refuse(r, EROFS);
+    return REAL(posix_spawn_file_actions_addopen)(actions, fd, writes ? where : t.real_path, flags, mode);
   }
-  char proc[64];
+  if (writes) {
+    // Never opened to write: the error a read-only mount gives (the action
+    // is recorded all the same, and never runs).
+    const int opened = open_mapped(t, flags, mode, false);
+    refuse(r, opened < 0 ? -opened : EROFS);
+    if (opened >= 0) {
+      forget_fd(opened);
+      REAL(close)(opened);
+    }
+    return REAL(posix_spawn_file_actions_addopen)(actions, fd, where, flags, mode);
+  }
+  if (r->files == kSpawnFiles || std::strlen(t.rel) >= sizeof r->rel[0]) return ENOMEM;
+  const int opened = open_mapped(t, flags | O_CLOEXEC, mode, true);  // complete now
   if (opened < 0) {
-    a->error = -opened;
-  } else {
-    a->fd = opened;
-    std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", opened);
+    refuse(r, -opened);
+    return REAL(posix_spawn_file_actions_addopen)(actions, fd, where, flags, mode);
   }
-  a->actions.store(actions, std::memory_order_release);
-  // The action is recorded all the same: a refused one never runs (the spawn returns its error).
-  return REAL(posix_spawn_file_actions_addopen)(actions, fd, opened >= 0 ? proc : path, flags & ~O_CREAT, mode);
-}
-
-__attribute__((visibility("default"))) int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t* actions,
-                                                                                const char* path) noexcept {
-  Target t;
-  if (route(AT_FDCWD, path, t) != Route::mapped) {
-    return REAL(posix_spawn_file_actions_addchdir_np)(actions, pass_path(t, path));
-  }
-  // (Rust's Command::current_dir): the child changes into the mirror
-  // directory, listed now; the new program's shim shows it as the mount's.
-  if (int rc = prepare_directory(t); rc != 0) {
-    SpawnAction* a = add_spawn_action();
-    if (a == nullptr) return ENOMEM;
-    a->error = -rc;
-    a->actions.store(actions, std::memory_order_release);
-  }
-  return REAL(posix_spawn_file_actions_addchdir_np)(actions, t.mirror);
+  forget_fd(opened);
+  REAL(close)(opened);
+  r->mount[r->files] = t.mount;
+  std::memcpy(r->rel[r->files], t.rel, std::strlen(t.rel) + 1);
+  ++r->files;
+  return REAL(posix_spawn_file_actions_addopen)(actions, fd, t.mirror, flags & ~O_CREAT, mode);
 }
 
 __attribute__((visibility("default"))) int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
@@ -198,16 +259,26 @@ __attribute__((visibility("default"))) int posix_spawn(pid_t* pid, const char* p
                                                        const posix_spawnattr_t* attr, char* const argv[],
                                                        char* const envp[]) {
   if (int rc = before_run(actions != nullptr); rc != 0) return -rc;
-  if (int refused = spawn_refusal(actions); refused != 0) return refused;
-  return with_environment(envp, [&](char* const* env) { return REAL(posix_spawn)(pid, path, actions, attr, argv, env); });
+  const SpawnRecord* r = record_of(actions, false);
+  if (r != nullptr && r->error != 0) return r->error;
+  if (int rc = hold_files(r, true); rc != 0) return rc;
+  const int spawned =
+      with_environment(envp, [&](char* const* env) { return REAL(posix_spawn)(pid, path, actions, attr, argv, env); });
+  (void)hold_files(r, false);  // the child has opened them (posix_spawn returns once it runs its program)
+  return spawned;
 }
 __attribute__((visibility("default"))) int posix_spawnp(pid_t* pid, const char* file,
                                                         const posix_spawn_file_actions_t* actions,
                                                         const posix_spawnattr_t* attr, char* const argv[],
                                                         char* const envp[]) {
   if (int rc = before_run(actions != nullptr); rc != 0) return -rc;
-  if (int refused = spawn_refusal(actions); refused != 0) return refused;
-  return with_environment(envp, [&](char* const* env) { return REAL(posix_spawnp)(pid, file, actions, attr, argv, env); });
+  const SpawnRecord* r = record_of(actions, false);
+  if (r != nullptr && r->error != 0) return r->error;
+  if (int rc = hold_files(r, true); rc != 0) return rc;
+  const int spawned =
+      with_environment(envp, [&](char* const* env) { return REAL(posix_spawnp)(pid, file, actions, attr, argv, env); });
+  (void)hold_files(r, false);  // the child has opened them (posix_spawn returns once it runs its program)
+  return spawned;
 }
 
 // glibc's system() and popen() spawn the shell through internal calls.

@@ -38,7 +38,7 @@ __attribute__((noinline)) int open_maybe_mapped(int dirfd, const char* path, int
     }
     const int fd = REAL(openat)(pass_dirfd(t, dirfd), pass_path(t, path), flags, mode);
     // A directory above a mount: *at() calls relative to it, and its listing.
-    if (fd >= 0 && (t.above >= 0 || t.synthetic) && (flags & O_PATH) == 0) note_above_fd(fd, t);
+    if (fd >= 0 && (t.above >= 0 || t.synthetic)) note_above_fd(fd, t);
     return fd;
   }
   int fd = open_mapped(t, flags, mode, false);
@@ -56,8 +56,14 @@ inline int open_path(int dirfd, const char* path, int flags, mode_t mode) {
   }
   const int fd = surely_unmapped(dirfd, path) ? REAL(openat)(dirfd, path, flags, mode)
                                               : open_maybe_mapped(dirfd, path, flags, mode);
-  if (fd < 0 || path == nullptr || t_depth != 0 || (flags & O_PATH) != 0) return fd;
+  if (fd < 0 || path == nullptr || t_depth != 0) return fd;
   const bool names_fd = names_an_open_fd(path);
+  // An O_PATH fd reads nothing; one on a mirror directory reached through
+  // /proc/self/fd/N still anchors *at() calls.
+  if ((flags & O_PATH) != 0) {
+    if (names_fd && active()) (void)adopt_fd(fd);
+    return fd;
+  }
   if (g_partial_count.load(std::memory_order_relaxed) == 0 && !names_fd) return fd;
   if (int rc = note_reopen(fd, names_fd); rc != 0) {
     REAL(close)(fd);

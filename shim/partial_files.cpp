@@ -146,6 +146,9 @@ bool in_shared_memory_child() {
 }
 
 int register_partial(int fd, int mount, const char* rel, uint64_t slot, const SlotSnapshot& s) {
+  // A child sharing our memory must not fill the parent's table with an fd
+  // only it has: -EMFILE, and the caller makes the file complete instead.
+  if (in_shared_memory_child()) return -EMFILE;
   const size_t n = std::strlen(rel);
   if (n >= kMaxPathLength) return -ENAMETOOLONG;
   struct stat st {};
@@ -201,10 +204,19 @@ int adopt_fd(int fd) {
   char link[64], target[kMaxPathLength], user[kMaxPathLength];
   {
     Guard guard;
-    if (REAL(fstat)(fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) <= g_config.whole_file_max ||
-        st.st_dev != mirror_device()) {
+    if (REAL(fstat)(fd, &st) != 0 || st.st_dev != mirror_device()) return 0;
+    if (S_ISDIR(st.st_mode)) {
+      // A mirror directory reached past the path hooks (/proc/self/fd/N of
+      // one, received): *at() calls relative to it must be routed.
+      std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+      const ssize_t n = REAL(readlink)(link, target, sizeof target - 1);
+      if (n > 0) {
+        target[n] = '\0';
+        if (mirror_to_user(target, user, sizeof user)) mark_mapped_dirfd(fd);
+      }
       return 0;
     }
+    if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) <= g_config.whole_file_max) return 0;
     std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     const ssize_t n = REAL(readlink)(link, target, sizeof target - 1);
     if (n <= 0) return 0;
@@ -238,6 +250,23 @@ int adopt_fd(int fd) {
   if (int rc = register_partial(fd, mount, rel, slot, as_seen); rc != 0) {
     if (rc != -EMFILE) return rc;
     return -ask_daemon(ipc::MessageType::complete_file, mount, rel, 0, 0, 0);
+  }
+  return 0;
+}
+
+int hold_for_spawn(int mount, const char* rel, bool on) {
+  if (!on) return pin(mount, rel, false);
+  if (int rc = pin(mount, rel, true); rc != 0) return rc;
+  // Pinned, it cannot be evicted now; complete it if it was meanwhile.
+  IndexReader* idx = index();
+  SlotSnapshot s;
+  if (idx != nullptr && idx->find(key_of(mount, rel), s, nullptr) == LookupResult::found &&
+      s.state() == FileState::complete) {
+    return 0;
+  }
+  if (int rc = ask_daemon(ipc::MessageType::complete_file, mount, rel, 0, 0, 0); rc != 0) {
+    (void)pin(mount, rel, false);
+    return rc;
   }
   return 0;
 }
@@ -285,13 +314,14 @@ int note_reopen(int fd, bool names_an_open_fd) {
   // A reopen through /proc/self/fd/N, /dev/stdin, a link to either: the same
   // inode as an fd in the table, so the same file.
   if (fd < 0) return 0;
+  struct stat st {};
   if (g_partial_count.load(std::memory_order_relaxed) > 0) {
-    struct stat st {};
     {
       Guard guard;
-      if (REAL(fstat)(fd, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+      if (REAL(fstat)(fd, &st) != 0) return 0;
     }
     for (PartialFile& src : g_partials) {
+      if (!S_ISREG(st.st_mode)) break;
       // The fd itself, on this file: just registered by the open that found it mapped.
       if (src.fd.load(std::memory_order_acquire) == fd && src.dev == st.st_dev && src.ino == st.st_ino) return 0;
     }

@@ -822,6 +822,16 @@ ops = [
     ("stat ROOT/data/nope", err(lambda root: os.stat(root + '/data/nope'))),
     ("posix_spawn: addchdir_np, addopen to read, to write", sh(WALKERS, '--spawn', 'ROOT/data/m/text', 'ROOT/data/m/text/lines.txt')),
     ("posix_spawn: addchdir_np into ROOT/data", sh(WALKERS, '--spawn', 'ROOT/data', 'ROOT/data/m/text/lines.txt')),
+    ("O_PATH fd on ROOT/data/m: read names/with space.txt through it", lambda root: (lambda fd: __import__('hashlib').md5(
+        os.read(os.open('names/with space.txt', os.O_RDONLY, dir_fd=fd), 1 << 20)).hexdigest())(
+        os.open(root + '/data/m', os.O_PATH | os.O_DIRECTORY))),
+    ("O_PATH fd on ROOT/data: stat m/arrays/a.npy through it", lambda root: os.stat(
+        'm/arrays/a.npy', dir_fd=os.open(root + '/data', os.O_PATH | os.O_DIRECTORY)).st_size),
+    ("/proc/self/fd/N of ROOT/data/m/images: read class0/img1.png through it", lambda root: (lambda fd: __import__('hashlib').md5(
+        os.read(os.open('class0/img1.png', os.O_RDONLY, dir_fd=os.open('/proc/self/fd/%d' % fd, os.O_RDONLY)), 1 << 20)).hexdigest())(
+        os.open(root + '/data/m/images', os.O_RDONLY))),
+    ("posix_spawn actions that depend on earlier ones", sh(WALKERS, '--spawn-actions', 'ROOT/data/m/names', 'empty.txt')),
+    ("posix_spawn actions that depend on earlier ones (a cold file)", sh(WALKERS, '--spawn-actions', 'ROOT/data/m/text', 'lines.txt')),
     ("readdir ROOT/data, after seekdir, after rewinddir", sh(WALKERS, '--seekdir', 'ROOT/data')),
     ("readdir ROOT, after seekdir, after rewinddir", sh(WALKERS, '--seekdir', 'ROOT')),
     ("remove(ROOT/data)", err(lambda root: __import__('ctypes').CDLL(None, use_errno=True).remove((root + '/data').encode()) and
@@ -870,9 +880,14 @@ def test_directories_above_a_mount_as_above_a_local_copy():
         try:
             subprocess.run(["mount", "-o", "remount,bind,ro", ro_top], check=True, capture_output=True)
             mounts = "%s/data/m=s3://%s/%s" % (top, BUCKET, PREFIX.rstrip("/"))
+            # A cache of its own: the files the table reads through fds are cold.
+            cache = os.path.join(WORK, "above-cache")
+            run([DSCACHE, "daemon", "--stop"], environ=env(DSCACHE_CACHE_DIR=cache), check=False)
+            shutil.rmtree(cache, ignore_errors=True)
             compare_with_read_only_copy(ABOVE_TABLE, os.path.join(ro_top, "data", "m"), top + "/data/m",
-                                        env(DSCACHE_MOUNTS=mounts), "calls above a mount (%s)" % shape,
-                                        args=[ro_top, top])
+                                        env(DSCACHE_MOUNTS=mounts, DSCACHE_CACHE_DIR=cache),
+                                        "calls above a mount (%s)" % shape, args=[ro_top, top])
+            run([DSCACHE, "daemon", "--stop"], environ=env(DSCACHE_CACHE_DIR=cache), check=False)
         finally:
             subprocess.run(["umount", ro_top], capture_output=True)
             if shape == "on disk":
@@ -1065,12 +1080,73 @@ def test_open_by_handle_at_reads_the_objects_bytes():
     assert lines == want, (lines, want)
 
 
+USER_DIRS_ABOVE = r'''
+import os, sys
+writable, dangling = sys.argv[1], sys.argv[2]
+fd = os.open(writable, os.O_RDONLY)
+os.fchmod(fd, os.fstat(fd).st_mode & 0o7777)  # the user's own directory: theirs to change
+print(bool(os.fstatvfs(fd).f_flag & os.ST_RDONLY), os.path.islink(dangling))
+os.unlink(dangling)
+'''
+
+
+def test_users_own_directories_above_a_mount_stay_theirs():
+    # Directories on disk above a mount are the user's own: an fd on one may
+    # change it (fchmod), fstatvfs says writable; a dangling link where a
+    # directory above a mount would be stays a link the user can remove (a
+    # stand-in directory hid it). Review findings on issue 12.
+    top = os.path.join(WORK, "own-above")
+    shutil.rmtree(top, ignore_errors=True)
+    os.makedirs(top)
+    dangling = os.path.join(top, "dangle")
+    os.symlink("/nonexistent-dscache-test", dangling)
+    mounts = "%s/data/m=s3://%s/%s;%s/x/m=s3://%s/" % (top, BUCKET, PREFIX.rstrip("/"), dangling, BUCKET)
+    r = run([PY, "-c", USER_DIRS_ABOVE, top, dangling], environ=env(DSCACHE_MOUNTS=mounts))
+    print("  fchmod on an fd of a real directory above a mount: ok; fstatvfs read-only, dangling link a link: %s" %
+          r.stdout.decode().strip())
+    assert r.stdout.decode().split() == ["False", "True"], r.stdout
+    assert not os.path.lexists(dangling)
+
+
+VFORK_CHDIR = r'''
+import hashlib, os, subprocess, sys
+mount, local = sys.argv[1], sys.argv[2]
+# The first use of the mount in this process: a vfork child (subprocess)
+# changes into it, then the parent reads.
+r = subprocess.run(['/bin/pwd'], cwd=mount + '/names', capture_output=True)
+wrong = []
+for rel in ('names/with space.txt', 'text/lines.txt', 'arrays/a.npy', 'images/class1/img2.jpg'):
+    got = hashlib.md5(open(mount + '/' + rel, 'rb').read()).hexdigest()
+    if got != hashlib.md5(open(local + '/' + rel, 'rb').read()).hexdigest():
+        wrong.append(rel)
+print(r.returncode, r.stdout.decode().strip() == mount + '/names', len(wrong))
+'''
+
+
+def test_vfork_child_chdir_into_a_mount_first():
+    # Python's subprocess runs its child in the parent's memory (vfork) until
+    # it execs; the child's chdir into a mount was the process's first use of
+    # it, and stored a mirror root fd only the child had: the parent then
+    # read another mount's files or its placeholders' zeros through that
+    # number, or got EBADF (review finding on issue 12).
+    cache = os.path.join(WORK, "vfork-cache")
+    e = env(DSCACHE_CACHE_DIR=cache)
+    run([DSCACHE, "daemon", "--stop"], environ=e, check=False)
+    shutil.rmtree(cache, ignore_errors=True)
+    run(["ls", MOUNT, "/data/it"], environ=e)  # a daemon runs, this process's shim is gone
+    r = run([PY, "-c", VFORK_CHDIR, MOUNT, LOCAL], environ=e)
+    run([DSCACHE, "daemon", "--stop"], environ=e, check=False)
+    print("  child pwd rc, its cwd right, files wrong in the parent: %s" % r.stdout.decode().strip())
+    assert r.stdout.decode().split() == ["0", "True", "0"], (r.stdout, r.stderr[-1500:])
+
+
 TESTS = [test_coreutils_byte_for_byte, test_errno_matches_a_read_only_local_copy,
          test_dotdot_out_of_a_mount_as_out_of_a_local_copy, test_directories_above_a_mount_as_above_a_local_copy, test_coreutils_tools, test_negative_cases, test_python_stdlib,
          test_numpy_pil_tar_lmdb_h5py_torch, test_dataloader_fork_and_spawn, test_glibc_walkers_and_execl,
          test_program_closing_every_fd, test_mtime_is_one_rule_before_and_after_a_fetch,
          test_raw_clone_child_beside_its_parent, test_fork_while_another_thread_maps_the_index,
-         test_open_by_handle_at_reads_the_objects_bytes,
+         test_open_by_handle_at_reads_the_objects_bytes, test_users_own_directories_above_a_mount_stay_theirs,
+         test_vfork_child_chdir_into_a_mount_first,
          test_fio_psync_and_mmap,
          test_1gib_random_reads_by_4_processes_while_filling, test_no_daemon_warm_hits_still_served,
          test_malformed_mounts_serve_nothing]

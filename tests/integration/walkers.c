@@ -6,6 +6,7 @@
  *   walkers --nftw DIR               nftw(DIR, FTW_PHYS), every entry
  *   walkers --spawn DIR FILE         posix_spawn with addchdir_np and addopen
  *   walkers --seekdir DIR            readdir to the end, again after seekdir and rewinddir
+ *   walkers --spawn-actions DIR NAME posix_spawn actions that depend on the ones before
  * Prints, for ROOT: glob of ROOT/images/class[0-9]/img*.png and
  * ROOT/images/* (GLOB_MARK), scandir of ROOT/names sorted, nftw (physical and
  * depth-first) and ftw of ROOT/images with type and size. Then it opens
@@ -90,6 +91,63 @@ int main(int argc, char** argv) {
     posix_spawn_file_actions_destroy(&fa);
     return 0;
   }
+  if (argc == 4 && strcmp(argv[1], "--spawn-actions") == 0) {
+    /* walkers --spawn-actions DIR NAME: posix_spawn file actions whose paths
+     * or fd numbers depend on the actions before them; the child prints the
+     * md5 of what it got. */
+    extern char** environ;
+    const char* dir = argv[2];
+    const char* name = argv[3];
+    char full[4096];
+    snprintf(full, sizeof full, "%s/%s", dir, name);
+    for (int c = 0; c < 6; ++c) {
+      posix_spawn_file_actions_t fa;
+      posix_spawn_file_actions_init(&fa);
+      const char* script = "md5sum";
+      char old_cwd[4096];
+      if (getcwd(old_cwd, sizeof old_cwd) == NULL) return 1;
+      switch (c) {
+        case 0:  /* a relative open after a chdir action: in DIR */
+          posix_spawn_file_actions_addchdir_np(&fa, dir);
+          posix_spawn_file_actions_addopen(&fa, 0, name, O_RDONLY, 0);
+          break;
+        case 1:  /* the same, to write: refused */
+          posix_spawn_file_actions_addchdir_np(&fa, dir);
+          posix_spawn_file_actions_addopen(&fa, 1, name, O_WRONLY | O_CREAT, 0644);
+          script = "echo overwritten";
+          break;
+        case 2:  /* an earlier action takes fd 3 */
+          posix_spawn_file_actions_addopen(&fa, 3, "/etc/hostname", O_RDONLY, 0);
+          posix_spawn_file_actions_addopen(&fa, 4, full, O_RDONLY, 0);
+          script = "md5sum <&4";
+          break;
+        case 3:  /* fd 3 replaced by a dup2 first */
+          posix_spawn_file_actions_adddup2(&fa, 2, 3);
+          posix_spawn_file_actions_addopen(&fa, 0, full, O_RDONLY, 0);
+          break;
+        case 4:  /* every fd from 3 closed first */
+          posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+          posix_spawn_file_actions_addopen(&fa, 0, full, O_RDONLY, 0);
+          break;
+        case 5:  /* the parent's cwd in DIR; the child changes to /etc first */
+          if (chdir(dir) != 0) return 1;
+          posix_spawn_file_actions_addchdir_np(&fa, "/etc");
+          posix_spawn_file_actions_addopen(&fa, 0, "hostname", O_RDONLY, 0);
+          break;
+      }
+      char* child[] = {"sh", "-c", (char*)script, NULL};
+      pid_t pid;
+      fflush(stdout);
+      int rc = posix_spawn(&pid, "/bin/sh", &fa, NULL, child, environ);
+      int status = -1;
+      if (rc == 0) waitpid(pid, &status, 0);
+      fflush(stdout);
+      printf("case %d: spawn rc=%s status=%d\n", c, rc == 0 ? "0" : strerrorname_np(rc), status);
+      posix_spawn_file_actions_destroy(&fa);
+      if (chdir(old_cwd) != 0) return 1;
+    }
+    return 0;
+  }
   if (argc == 3 && strcmp(argv[1], "--seekdir") == 0) {
     /* walkers --seekdir DIR: its names read to the end, then again from a
      * position telldir gave at the start (seekdir), then after rewinddir */
@@ -110,6 +168,11 @@ int main(int argc, char** argv) {
       }
       printf("pass %d: %d entries\n", pass, count);
     }
+    long end = telldir(d);  /* at the end: nothing more after a seek there */
+    seekdir(d, end);
+    int after = 0;
+    while (readdir(d) != NULL) ++after;
+    printf("after seekdir to the end: %d entries\n", after);
     closedir(d);
     return 0;
   }

@@ -5,7 +5,7 @@
 // all the same, read-only (stat, realpath, chdir, opendir of /data when there
 // is no /data). Those are real directories the shim makes on first need, one
 // tree per set of mount paths (a system daemon's users each choose theirs):
-// <cache dir>/above/<hash>/data/m when the cache directory is the user's,
+// <cache dir>/above/<hash>/data/m for a user daemon's cache (or as root),
 // else /tmp/dscache-<uid>-above/<hash>/data/m, both checked as private
 // (common/private_dir.h). Paths at or below a missing directory are served
 // from there, and every change to them is refused as on a read-only mount.
@@ -93,13 +93,37 @@ bool exists_on_disk(int i) {
   return there;
 }
 
-// Makes the stand-ins of this process's directories above the mounts
-// (idempotent, and safe against other processes making the same: mkdir
-// only). Modes 0755, as the directories of a read-only mount keep theirs;
-// the shim refuses every change made through it.
+// Calls fn(path) for each directory of the tree rooted at `root` that the
+// mounts make (every component of every mount path), deepest last per mount.
+template <class Fn>
+bool for_each_stand_in(const char* root, Fn fn) {
+  char path[sizeof g_above_root + kMaxPathLength];
+  for (int m = 0; m < g_config.mount_count; ++m) {
+    const char* prefix = g_config.mounts[m].prefix;
+    for (const char* slash = std::strchr(prefix + 1, '/');; slash = std::strchr(slash + 1, '/')) {
+      const int n = slash != nullptr ? static_cast<int>(slash - prefix) : static_cast<int>(std::strlen(prefix));
+      std::snprintf(path, sizeof path, "%s%.*s", root, n, prefix);
+      if (!fn(path)) return false;
+      if (slash == nullptr) break;
+    }
+  }
+  return true;
+}
+
+// Makes the stand-ins of this process's directories above the mounts, once
+// per set of mount paths: built read-only (0555) under a temporary name and
+// renamed into place, so that no process sees it half made; a process that
+// loses the race to another uses the other's. Changes made through the shim
+// are refused anyway; the modes stop those made past it (a program without
+// the shim, a call no hook sees).
 void ensure_above_built() {
   if (g_above_built.load(std::memory_order_relaxed) != 0) return;
   Guard guard;
+  struct stat st {};
+  if (REAL(fstatat)(AT_FDCWD, g_above_root, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+    g_above_built.store(1);
+    return;
+  }
   char error[512];
   PrivateDirOptions options;
   options.owner = geteuid();
@@ -111,19 +135,28 @@ void ensure_above_built() {
     return;
   }
   REAL(close)(fd);
-  char path[sizeof g_above_root + kMaxPathLength];
-  bool ok = REAL(mkdir)(g_above_root, 0755) == 0 || errno == EEXIST;
-  for (int m = 0; m < g_config.mount_count && ok; ++m) {
-    const char* prefix = g_config.mounts[m].prefix;
-    for (const char* slash = std::strchr(prefix + 1, '/');; slash = std::strchr(slash + 1, '/')) {
-      const int n = slash != nullptr ? static_cast<int>(slash - prefix) : static_cast<int>(std::strlen(prefix));
-      std::snprintf(path, sizeof path, "%s%.*s", g_above_root, n, prefix);
-      ok = ok && (REAL(mkdir)(path, 0755) == 0 || errno == EEXIST);
-      if (slash == nullptr) break;
-    }
+  static std::atomic<unsigned> counter{0};
+  char fresh[sizeof g_above_base + 64];
+  std::snprintf(fresh, sizeof fresh, "%s/.new-%d-%u", g_above_base, static_cast<int>(getpid()), counter.fetch_add(1));
+  bool ok = REAL(mkdir)(fresh, 0755) == 0 &&
+            for_each_stand_in(fresh, [](const char* p) { return REAL(mkdir)(p, 0755) == 0 || errno == EEXIST; });
+  const int err = errno;
+  for_each_stand_in(fresh, [](const char* p) { return REAL(chmod)(p, 0555) == 0 || true; });
+  REAL(chmod)(fresh, 0555);
+  if (ok && REAL(rename)(fresh, g_above_root) == 0) {
+    g_above_built.store(1);
+    return;
   }
-  if (!ok) log_line("dscache: %s: %s: the directories above the mounts are not shown", path, std::strerror(errno));
-  g_above_built.store(ok ? 1 : 2);
+  const bool lost_race = ok && (errno == EEXIST || errno == ENOTEMPTY);
+  if (!lost_race) log_line("dscache: %s: %s: the directories above the mounts are not shown", fresh, std::strerror(ok ? errno : err));
+  // Ours goes (made writable again, then removed deepest first).
+  REAL(chmod)(fresh, 0755);
+  for_each_stand_in(fresh, [](const char* p) { return REAL(chmod)(p, 0755) == 0 || true; });
+  for (int pass = 0; pass < 64; ++pass) {
+    for_each_stand_in(fresh, [](const char* p) { return REAL(rmdir)(p) == 0 || true; });
+    if (REAL(rmdir)(fresh) == 0 || errno == ENOENT) break;
+  }
+  g_above_built.store(lost_race ? 1 : 2);
 }
 
 struct Listing {
@@ -164,11 +197,12 @@ void publish_listing(Listing& l, int fd) {
 }  // namespace
 
 void init_above() {
-  // Where: in the cache directory when it is this user's (a user daemon's),
-  // else in a private directory of this user's (a system daemon's cache).
-  struct stat st {};
+  // Where: in the cache directory when it is this user's (a user daemon's,
+  // made by whichever comes first), else in a private directory of this
+  // user's (a system daemon's cache is root's). Decided without looking at
+  // the disk, so that every process of the user agrees.
   const uid_t me = geteuid();
-  if (REAL(fstatat)(AT_FDCWD, g_config.cache_dir, &st, 0) == 0 && st.st_uid == me) {
+  if (!g_config.system_daemon || me == 0) {
     std::snprintf(g_above_base, sizeof g_above_base, "%s/above", g_config.cache_dir);
   } else {
     std::snprintf(g_above_base, sizeof g_above_base, "/tmp/dscache-%u-above", static_cast<unsigned>(me));

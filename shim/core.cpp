@@ -185,7 +185,13 @@ void scan_inherited_fds() {
     if (n <= 0) continue;
     target[n] = '\0';
     char user[kMaxPathLength];
-    if (mirror_to_user(target, user, sizeof user)) set_bit(g_dir_bits, fd, true);
+    if (!mirror_to_user(target, user, sizeof user)) continue;
+    // A directory anchors *at() calls; a file is complete (exec completes
+    // every inherited partial fd) and fstat shows it as its path's stat.
+    struct stat st {};
+    if (REAL(fstat)(fd, &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) set_bit(g_dir_bits, fd, true);
+    if (S_ISREG(st.st_mode)) set_bit(g_file_bits, fd, true);
   }
   ::closedir(dir);
 }
@@ -500,6 +506,7 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
       if (idx->read(slot, again) == LookupResult::found && again.key == key &&
           again.generation() == s.generation() && again.state() == FileState::complete) {
         idx->touch(slot, now_ns() / 1'000'000'000);
+        mark_mirror_file_fd(fd);
         if (MountStats* ms = stats_of(idx, t.mount)) {
           if (attempt == 0) ms->hits.fetch_add(1, std::memory_order_relaxed);  // else the daemon counted it
           ms->bytes_served.fetch_add(s.size, std::memory_order_relaxed);

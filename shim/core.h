@@ -176,6 +176,13 @@ inline bool has_above_listing(int fd) {
 // Directory fds under a mount (or above one), for *at() calls relative to them.
 inline bool is_mapped_dirfd(int fd);
 void mark_mapped_dirfd(int fd);
+// Complete mirror files opened through a mount: fstat shows them as stat of
+// their path does (times and blocks that a fetch does not change).
+extern std::atomic<uint64_t> g_file_bits[];
+void mark_mirror_file_fd(int fd);
+inline bool is_mirror_file_fd(int fd) {
+  return fd >= 0 && fd < 65536 && (g_file_bits[fd / 64].load(std::memory_order_relaxed) >> (fd % 64) & 1) != 0;
+}
 // Is fd on a file or directory in a mount's mirror (however the program got
 // it: opened through a mount, inherited, received, duplicated)? Cheap for fds
 // the shim tracks and for files on other file systems; otherwise an fstat

@@ -11,6 +11,7 @@
 namespace dscache::shim {
 
 std::atomic<uint64_t> g_dir_bits[kBitmapFds / 64];
+std::atomic<uint64_t> g_file_bits[kBitmapFds / 64];
 std::atomic<uint64_t> g_own_bits[kBitmapFds / 64];
 
 namespace {
@@ -151,9 +152,14 @@ void mark_mapped_dirfd(int fd) {
   if (!in_shared_memory_child()) set_bit(g_dir_bits, fd, true);  // (the parent's table, in a vfork child)
 }
 
+void mark_mirror_file_fd(int fd) {
+  if (!in_shared_memory_child()) set_bit(g_file_bits, fd, true);
+}
+
 void note_dup(int from, int to) {
   if (to < 0 || in_shared_memory_child()) return;
   set_bit(g_dir_bits, to, test_bit(g_dir_bits, from));
+  set_bit(g_file_bits, to, test_bit(g_file_bits, from));
   copy_above_listing(from, to);
   note_partial_dup(from, to);
 }

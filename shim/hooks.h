@@ -228,5 +228,6 @@
   X(create_tmpl, int, mkostemps, (char* tmpl, int suffixlen, int flags), (tmpl, suffixlen, flags), DSC_MAYTHROW) \
   X(create_tmpl, int, mkostemps64, (char* tmpl, int suffixlen, int flags), (tmpl, suffixlen, flags), DSC_MAYTHROW) \
   X(custom, char*, mkdtemp, (char* tmpl), (tmpl), DSC_NOTHROW) \
+  X(custom, int, bind, (int fd, const struct sockaddr* addr, socklen_t length), (fd, addr, length), DSC_NOTHROW) \
   X(create_at, int, mkfifoat, (int dirfd, const char* path, mode_t mode), (dirfd, path, mode), DSC_NOTHROW)
 // clang-format on

@@ -1,4 +1,8 @@
 // The hooks of the simple kinds in hooks.h, generated from the table.
+#include <sys/un.h>
+
+#include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 
@@ -192,6 +196,38 @@ inline ssize_t dsc_call_with_path_llistxattr(bool, const char* p, const char*, c
 #define DSC_GENERATE(kind, ret, name, params, args, spec) DSC_HOOK_##kind(ret, name, params, args, spec)
 DSCACHE_HOOKS(DSC_GENERATE)
 #undef DSC_GENERATE
+
+// bind of a unix socket makes a name: under a mount (or in a stand-in above
+// one) the error a read-only mount gives (EADDRINUSE for a name that
+// exists, as bind reports it); a path `..` took out of a mount is bound
+// where it leads.
+extern "C" __attribute__((visibility("default"))) int bind(int fd, const struct sockaddr* addr,
+                                                           socklen_t length) noexcept {
+  constexpr socklen_t kPathAt = offsetof(struct sockaddr_un, sun_path);
+  if (addr == nullptr || addr->sa_family != AF_UNIX || length <= kPathAt || t_depth != 0 || !active()) {
+    return REAL(bind)(fd, addr, length);
+  }
+  const auto* un = reinterpret_cast<const struct sockaddr_un*>(addr);
+  if (un->sun_path[0] == '\0') return REAL(bind)(fd, addr, length);  // abstract: no file
+  char path[sizeof un->sun_path + 1];
+  const size_t n = strnlen(un->sun_path, std::min<size_t>(length - kPathAt, sizeof un->sun_path));
+  std::memcpy(path, un->sun_path, n);
+  path[n] = '\0';
+  Target t;
+  if (int e = create_error(AT_FDCWD, path, t); e != 0) {
+    errno = e == EEXIST ? EADDRINUSE : e;
+    return -1;
+  }
+  if (t.real_path == nullptr) return REAL(bind)(fd, addr, length);
+  struct sockaddr_un moved {};
+  moved.sun_family = AF_UNIX;
+  if (std::strlen(t.real_path) >= sizeof moved.sun_path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  std::memcpy(moved.sun_path, t.real_path, std::strlen(t.real_path) + 1);
+  return REAL(bind)(fd, reinterpret_cast<const struct sockaddr*>(&moved), sizeof moved);
+}
 
 // mkdtemp returns a pointer: the create check by hand.
 extern "C" __attribute__((visibility("default"))) char* mkdtemp(char* tmpl) noexcept {

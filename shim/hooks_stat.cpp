@@ -7,19 +7,21 @@ using namespace dscache::shim;
 
 namespace {
 
-// st_blocks of a placeholder is 0; tools (du, cp) read it as "sparse": report
-// the blocks a dense file of that size has.
-void fix_blocks(uint64_t size, uint64_t* blocks512) {
-  uint64_t dense = (size + 511) / 512;
-  if (*blocks512 < dense) *blocks512 = dense;
+// A mirror file shows what a local copy's would, whatever the cache did to
+// it: the blocks a dense file of its size takes (a placeholder has none, du
+// and cp read that as sparse; a fetch would change them), and a ctime equal
+// to its mtime (the daemon's writes move the real one).
+uint64_t dense_blocks(uint64_t size, uint64_t block_size) {
+  const uint64_t bs = block_size >= 512 ? block_size : 4096;
+  return (size + bs - 1) / bs * (bs / 512);
 }
 
 template <class Stat>
 void fix(Stat* st) {
   if (!S_ISREG(st->st_mode)) return;
-  uint64_t blocks = static_cast<uint64_t>(st->st_blocks);
-  fix_blocks(static_cast<uint64_t>(st->st_size), &blocks);
-  st->st_blocks = static_cast<decltype(st->st_blocks)>(blocks);
+  st->st_blocks = static_cast<decltype(st->st_blocks)>(
+      dense_blocks(static_cast<uint64_t>(st->st_size), static_cast<uint64_t>(st->st_blksize)));
+  st->st_ctim = st->st_mtim;
 }
 
 // A file still filling: the object's mtime, not the block writes' times.
@@ -54,7 +56,10 @@ inline int stat_path(int dirfd, const char* path, Stat* st, Call call) {
 template <class Stat>
 void fix_if_partial(int fd, int rc, Stat* st) {
   timespec mtime{};
-  if (rc == 0 && partial_mtime(fd, &mtime)) {
+  if (rc != 0) return;
+  if (is_mirror_file_fd(fd)) {
+    fix(st);
+  } else if (partial_mtime(fd, &mtime)) {
     fix(st);
     fix_filling(st, mtime);
   }
@@ -165,18 +170,15 @@ __attribute__((visibility("default"))) int statx(int dirfd, const char* path, in
   timespec mtime{};
   auto fix_statx = [&](int rc, bool filling) {
     if (rc == 0 && S_ISREG(stx->stx_mode)) {
-      uint64_t blocks = stx->stx_blocks;
-      fix_blocks(stx->stx_size, &blocks);
-      stx->stx_blocks = blocks;
-      if (filling) {
-        stx->stx_mtime = {mtime.tv_sec, static_cast<uint32_t>(mtime.tv_nsec), 0};
-        stx->stx_ctime = stx->stx_mtime;
-      }
+      stx->stx_blocks = dense_blocks(stx->stx_size, stx->stx_blksize);
+      if (filling) stx->stx_mtime = {mtime.tv_sec, static_cast<uint32_t>(mtime.tv_nsec), 0};
+      stx->stx_ctime = stx->stx_mtime;
     }
     return rc;
   };
   if (empty_path(path, flags)) {
     int rc = REAL(statx)(dirfd, path, flags, mask, stx);
+    if (is_mirror_file_fd(dirfd)) return fix_statx(rc, false);
     return partial_mtime(dirfd, &mtime) ? fix_statx(rc, true) : rc;
   }
   Target t;

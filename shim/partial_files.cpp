@@ -579,7 +579,10 @@ int complete_fd(int fd) {
   PartialFile* p = find_partial(fd);
   if (p == nullptr) return 0;
   if (int rc = ensure_readable(fd, 0, p->size); rc != 0) return rc;
-  if (!in_shared_memory_child()) drop_partial(*p, true);
+  if (!in_shared_memory_child()) {
+    drop_partial(*p, true);
+    mark_mirror_file_fd(fd);  // complete now: an fd on a mirror file like any
+  }
   return 0;
 }
 
@@ -607,9 +610,11 @@ int complete_inherited(bool every_open_fd) {
 void forget_fd(int fd) {
   PartialFile* p = find_partial(fd);
   const bool dir = is_mapped_dirfd(fd);
-  if (p == nullptr && !dir) return;
+  const bool file = test_bit(g_file_bits, fd);
+  if (p == nullptr && !dir && !file) return;
   if (in_shared_memory_child()) return;  // the parent's fd, in the parent's memory
   if (p != nullptr) drop_partial(*p, true);
+  if (file) set_bit(g_file_bits, fd, false);
   if (dir) {
     set_bit(g_dir_bits, fd, false);
     forget_above_listing(fd);
@@ -638,6 +643,16 @@ void forget_fd_range(unsigned first, unsigned last) {
       if (!may_change()) return;
       set_bit(g_dir_bits, static_cast<int>(fd), false);
       forget_above_listing(static_cast<int>(fd));
+    }
+  }
+  for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(kBitmapFds); ++fd) {
+    if ((fd % 64) == 0 && fd + 63 <= last && g_file_bits[fd / 64].load(std::memory_order_relaxed) == 0) {
+      fd += 63;
+      continue;
+    }
+    if (test_bit(g_file_bits, static_cast<int>(fd))) {
+      if (!may_change()) return;
+      set_bit(g_file_bits, static_cast<int>(fd), false);
     }
   }
 }

@@ -783,6 +783,18 @@ def dirfd_stat(root):
     finally:
         os.close(fd)
 
+def stat_across_a_read(rel):
+    def op(root):
+        def seen(st):
+            return (st.st_ctime_ns, st.st_mtime_ns, st.st_blocks, st.st_size)
+        before = seen(os.stat(root + rel))
+        with open(root + rel, 'rb') as f:
+            while f.read(1 << 20):
+                pass
+            during = seen(os.fstat(f.fileno()))
+        return [before == seen(os.stat(root + rel)), before == during, before[0] == before[1]]
+    return op
+
 def tar_c(root):
     out = subprocess.run(['tar', 'cf', '-', '-C', root + '/data', 'm/text/lines.txt'], capture_output=True)
     return [out.returncode, len(out.stdout) > 0, out.stderr.decode()[-200:]]
@@ -832,6 +844,11 @@ ops = [
         os.open(root + '/data/m/images', os.O_RDONLY))),
     ("posix_spawn actions that depend on earlier ones", sh(WALKERS, '--spawn-actions', 'ROOT/data/m/names', 'empty.txt')),
     ("posix_spawn actions that depend on earlier ones (a cold file)", sh(WALKERS, '--spawn-actions', 'ROOT/data/m/text', 'lines.txt')),
+    ("bind a unix socket at ROOT/data/sock", err(lambda root: __import__('socket').socket(1).bind(root + '/data/sock'))),
+    ("bind a unix socket at ROOT/data/m/names/sock", err(lambda root: __import__('socket').socket(1).bind(root + '/data/m/names/sock'))),
+    ("bind a unix socket at ROOT/data/m/names/empty.txt", err(lambda root: __import__('socket').socket(1).bind(root + '/data/m/names/empty.txt'))),
+    ("a cold file's ctime and blocks: the same before and after it is read, fstat as stat", stat_across_a_read('/data/m/arrays/raw.f32')),
+    ("a large cold file's ctime and blocks: the same before and after it is read, fstat as stat", stat_across_a_read('/data/m/large/big.bin')),
     ("readdir ROOT/data, after seekdir, after rewinddir", sh(WALKERS, '--seekdir', 'ROOT/data')),
     ("readdir ROOT, after seekdir, after rewinddir", sh(WALKERS, '--seekdir', 'ROOT')),
     ("remove(ROOT/data)", err(lambda root: __import__('ctypes').CDLL(None, use_errno=True).remove((root + '/data').encode()) and

@@ -129,6 +129,12 @@ void child_after_fork() {
   reset_partials_after_fork();
 }
 
+}  // namespace
+
+void after_missed_fork() { child_after_fork(); }
+
+namespace {
+
 void scan_inherited_fds();
 
 void initialize() {
@@ -191,7 +197,7 @@ void scan_inherited_fds() {
     struct stat st {};
     if (REAL(fstat)(fd, &st) != 0) continue;
     if (S_ISDIR(st.st_mode)) set_bit(g_dir_bits, fd, true);
-    if (S_ISREG(st.st_mode)) set_bit(g_file_bits, fd, true);
+    if (S_ISREG(st.st_mode)) mark_mirror_file_fd(fd);
   }
   ::closedir(dir);
 }
@@ -280,16 +286,53 @@ Route route_slow(int dirfd, const char* path, Target& target) {
   if (path[0] == '\0') return Route::pass;
   char joined[2 * kMaxPathLength];
   const char* absolute = path;
+  if (names_an_open_fd(path)) {
+    // /proc/self/fd/N/rest, /dev/fd/N/rest: `rest` relative to the fd N,
+    // which the kernel resolves from where N is (a mirror directory: its
+    // placeholders); routed as openat(N, rest) would be.
+    const char* p = path[1] == 'd' ? path + 8 : path + 6;  // after "/dev/fd/" or "/proc/"
+    if (path[1] == 'p') {
+      if (std::strncmp(p, "self/fd/", 8) == 0) {
+        p += 8;
+      } else if (std::strncmp(p, "thread-self/fd/", 15) == 0) {
+        p += 15;
+      } else {
+        char* end = nullptr;
+        const long pid = std::strtol(p, &end, 10);
+        if (end == p || pid != g_pid.load(std::memory_order_relaxed) || std::strncmp(end, "/fd/", 4) != 0) {
+          return Route::pass;
+        }
+        p = end + 4;
+      }
+    }
+    char* end = nullptr;
+    const long fd = std::strtol(p, &end, 10);
+    if (end == p || *end != '/' || fd < 0 || fd > INT32_MAX) return Route::pass;  // the fd itself (note_reopen)
+    while (*end == '/') ++end;
+    if (*end == '\0' || !is_mapped_dirfd(static_cast<int>(fd))) return Route::pass;
+    return route_slow(static_cast<int>(fd), end, target);
+  }
   if (path[0] == '/') {
     // The fast reject: no mount prefix starts with this byte.
     if (path[1] != '/' && !g_first_char[static_cast<unsigned char>(path[1])]) return Route::pass;
   } else if (dirfd == AT_FDCWD) {
     if (!g_cwd_relevant.load(std::memory_order_relaxed)) return Route::pass;
-    uint64_t seq;
-    do {
-      seq = g_cwd_seq.load(std::memory_order_acquire);
-      if (!concat(joined, sizeof joined, g_cwd, "/", path)) return Route::pass;
-    } while ((seq & 1) != 0 || g_cwd_seq.load(std::memory_order_acquire) != seq);
+    if (in_shared_memory_child()) {
+      // Its cwd is its own (a vfork child's chdir), the record the parent's.
+      char real_cwd[kMaxPathLength], user[kMaxPathLength];
+      {
+        Guard guard;
+        if (REAL(getcwd)(real_cwd, sizeof real_cwd) == nullptr) return Route::pass;
+      }
+      const char* cwd = mirror_to_user(real_cwd, user, sizeof user) ? user : real_cwd;
+      if (!concat(joined, sizeof joined, cwd, "/", path)) return Route::pass;
+    } else {
+      uint64_t seq;
+      do {
+        seq = g_cwd_seq.load(std::memory_order_acquire);
+        if (!concat(joined, sizeof joined, g_cwd, "/", path)) return Route::pass;
+      } while ((seq & 1) != 0 || g_cwd_seq.load(std::memory_order_acquire) != seq);
+    }
     absolute = joined;
   } else {
     if (!is_mapped_dirfd(dirfd)) return Route::pass;
@@ -562,6 +605,12 @@ bool mirror_to_user(const char* path, char* out, size_t size) {
 }
 
 void refresh_cwd() {
+  if (in_shared_memory_child()) {
+    // A vfork child's chdir: the record is the parent's, and stays its; the
+    // child's relative paths go by its own cwd (route_slow asks the kernel).
+    g_cwd_relevant.store(true, std::memory_order_relaxed);
+    return;
+  }
   char real_cwd[kMaxPathLength], user[kMaxPathLength];
   {
     Guard guard;

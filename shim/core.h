@@ -33,6 +33,9 @@ struct Guard {
 // True once the library is initialised with a valid DSCACHE_MOUNTS.
 bool active();
 
+// One line on stderr, control characters escaped.
+void log_line(const char* format, ...) __attribute__((format(printf, 1, 2)));
+
 struct Target {
   int mount = -1;                          // index into the configuration's mounts
   char user[kMaxPathLength];               // normalised absolute path as the program sees it
@@ -178,10 +181,15 @@ inline bool is_mapped_dirfd(int fd);
 void mark_mapped_dirfd(int fd);
 // Complete mirror files opened through a mount: fstat shows them as stat of
 // their path does (times and blocks that a fetch does not change).
+// The fd may have been closed past the hooks since (fclose, a raw close)
+// and its number reused: the inode the mark was made for must match.
 extern std::atomic<uint64_t> g_file_bits[];
+extern std::atomic<uint64_t> g_file_inodes[];
 void mark_mirror_file_fd(int fd);
-inline bool is_mirror_file_fd(int fd) {
-  return fd >= 0 && fd < 65536 && (g_file_bits[fd / 64].load(std::memory_order_relaxed) >> (fd % 64) & 1) != 0;
+inline uint64_t file_identity(uint64_t dev, uint64_t ino) { return ino * 0x9E3779B97F4A7C15ull ^ dev; }
+inline bool is_mirror_file_fd(int fd, uint64_t dev, uint64_t ino) {
+  return fd >= 0 && fd < 65536 && (g_file_bits[fd / 64].load(std::memory_order_relaxed) >> (fd % 64) & 1) != 0 &&
+         g_file_inodes[fd].load(std::memory_order_relaxed) == file_identity(dev, ino);
 }
 // Is fd on a file or directory in a mount's mirror (however the program got
 // it: opened through a mount, inherited, received, duplicated)? Cheap for fds
@@ -241,7 +249,10 @@ inline bool surely_unmapped(int dirfd, const char* path) {
   if (path == nullptr || t_depth > 0) return true;
   if (g_init.load(std::memory_order_acquire) != 2) return false;  // route_slow initialises
   if (!g_active) return true;
-  if (path[0] == '/') return path[1] != '/' && !g_first_char[static_cast<unsigned char>(path[1])];
+  // (/proc/self/fd/N/name and /dev/fd/N/name: relative to the fd N.)
+  if (path[0] == '/') {
+    return path[1] != '/' && !g_first_char[static_cast<unsigned char>(path[1])] && !names_an_open_fd(path);
+  }
   if (dirfd == AT_FDCWD) return !g_cwd_relevant.load(std::memory_order_relaxed);
   return !is_mapped_dirfd(dirfd);
 }

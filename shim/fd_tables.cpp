@@ -12,6 +12,7 @@ namespace dscache::shim {
 
 std::atomic<uint64_t> g_dir_bits[kBitmapFds / 64];
 std::atomic<uint64_t> g_file_bits[kBitmapFds / 64];
+std::atomic<uint64_t> g_file_inodes[kBitmapFds];
 std::atomic<uint64_t> g_own_bits[kBitmapFds / 64];
 
 namespace {
@@ -153,12 +154,22 @@ void mark_mapped_dirfd(int fd) {
 }
 
 void mark_mirror_file_fd(int fd) {
-  if (!in_shared_memory_child()) set_bit(g_file_bits, fd, true);
+  struct stat st {};
+  if (fd < 0 || fd >= kBitmapFds || in_shared_memory_child()) return;
+  {
+    Guard guard;
+    if (REAL(fstat)(fd, &st) != 0) return;
+  }
+  g_file_inodes[fd].store(file_identity(st.st_dev, st.st_ino), std::memory_order_relaxed);
+  set_bit(g_file_bits, fd, true);
 }
 
 void note_dup(int from, int to) {
   if (to < 0 || in_shared_memory_child()) return;
   set_bit(g_dir_bits, to, test_bit(g_dir_bits, from));
+  if (from >= 0 && from < kBitmapFds && to < kBitmapFds) {
+    g_file_inodes[to].store(g_file_inodes[from].load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
   set_bit(g_file_bits, to, test_bit(g_file_bits, from));
   copy_above_listing(from, to);
   note_partial_dup(from, to);

@@ -174,6 +174,7 @@
   X(custom, int, posix_spawn_file_actions_addopen, (posix_spawn_file_actions_t* actions, int fd, const char* path, int flags, mode_t mode), (actions, fd, path, flags, mode), DSC_NOTHROW) \
   X(custom, int, posix_spawn_file_actions_addchdir_np, (posix_spawn_file_actions_t* actions, const char* path), (actions, path), DSC_NOTHROW) \
   X(custom, int, posix_spawn_file_actions_addfchdir_np, (posix_spawn_file_actions_t* actions, int fd), (actions, fd), DSC_NOTHROW) \
+  X(custom, int, posix_spawn_file_actions_adddup2, (posix_spawn_file_actions_t* actions, int fd, int new_fd), (actions, fd, new_fd), DSC_NOTHROW) \
   /* writes under a mount: EROFS */ \
   X(create1, int, mkdir, (const char* path, mode_t mode), (path, mode), DSC_NOTHROW) \
   X(create_at, int, mkdirat, (int dirfd, const char* path, mode_t mode), (dirfd, path, mode), DSC_NOTHROW) \

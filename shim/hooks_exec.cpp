@@ -52,29 +52,48 @@ auto with_environment(char* const* envp, Run run) {
 //
 // glibc performs them in the child through internal calls no hook sees, so a
 // path under a mount is resolved when the action is added, in the child's
-// terms: a relative path against where the earlier chdir actions leave the
-// child (tracked here), not the parent's cwd. A directory to change into is
-// the mirror's, listed; a file to read is made complete and opened by its
-// mirror path, and the spawn keeps it from eviction (a pin) until the child
-// has opened it; an open the mount refuses (EROFS to write, ENOENT) is
+// terms: a relative path against where the earlier chdir and fchdir actions
+// leave the child (tracked here, with the fds the earlier open and dup2
+// actions give it), else against the parent's cwd. A directory to change
+// into is the mirror's, listed; a file to read is made complete and added by
+// its mirror path, and the spawn keeps it from eviction (a pin) until the
+// child has opened it; an open the mount refuses (EROFS to write, ENOENT) is
 // remembered and the spawn returns it without running, as glibc returns the
-// errno of an open that failed in its child. Nothing depends on fd numbers
-// the program or other actions could change.
+// errno of an open that failed in its child. What was resolved against
+// something that may change before the spawn (the parent's cwd, an fd of
+// the parent's) is checked again at the spawn: changed, the spawn fails
+// (EINVAL, one line) rather than run on paths resolved elsewhere.
 
-constexpr int kSpawnRecords = 64;  // actions objects touching mounts, alive at once
-constexpr int kSpawnFiles = 8;     // files under mounts one object opens
+constexpr int kSpawnRecords = 64;   // actions objects touching mounts or changing directory, alive at once
+constexpr int kSpawnFiles = 256;    // files under mounts all those open, pinned at their spawns
+constexpr int kSpawnFdPaths = 16;   // fds an object's open and dup2 actions give the child, with their paths
 
 struct SpawnRecord {
   std::atomic<const void*> actions{nullptr};
   int error = 0;         // the spawn's result, if not 0 (the first refused action's)
   bool has_cwd = false;  // a chdir action came: `cwd` is where it leaves the child
   char cwd[dscache::kMaxPathLength];
-  int files = 0;
-  int mount[kSpawnFiles];
-  char rel[kSpawnFiles][dscache::kMaxPathLength];
+  // The parent's cwd a relative path was resolved against (checked at the spawn).
+  bool used_parent_cwd = false;
+  char parent_cwd[dscache::kMaxPathLength];
+  // An fchdir to a parent's fd, and the path it had (checked at the spawn).
+  int fchdir_fd = -1;
+  char fchdir_path[dscache::kMaxPathLength];
+  // The child's fds set by earlier actions: fd -> the program's path (or "" unknown).
+  int fd_count = 0;
+  int fds[kSpawnFdPaths];
+  char fd_paths[kSpawnFdPaths][dscache::kMaxPathLength];
 };
 SpawnRecord g_spawn_records[kSpawnRecords];
 std::atomic<int> g_spawn_record_count{0};
+
+struct SpawnFile {
+  std::atomic<const void*> actions{nullptr};
+  int mount = 0;
+  char rel[dscache::kMaxPathLength];
+};
+SpawnFile g_spawn_files[kSpawnFiles];
+std::atomic<int> g_spawn_file_count{0};
 
 SpawnRecord* record_of(const void* actions, bool create) {
   if (actions == nullptr) return nullptr;
@@ -90,11 +109,28 @@ SpawnRecord* record_of(const void* actions, bool create) {
       g_spawn_record_count.fetch_add(1);
       r.error = 0;
       r.has_cwd = false;
-      r.files = 0;
+      r.used_parent_cwd = false;
+      r.fchdir_fd = -1;
+      r.fd_count = 0;
       return &r;
     }
   }
   return nullptr;
+}
+
+bool add_spawn_file(const void* actions, int mount, const char* rel) {
+  if (std::strlen(rel) >= sizeof g_spawn_files[0].rel) return false;
+  for (SpawnFile& f : g_spawn_files) {
+    const void* expected = nullptr;
+    if (f.actions.compare_exchange_strong(expected, reinterpret_cast<const void*>(1))) {
+      f.mount = mount;
+      std::memcpy(f.rel, rel, std::strlen(rel) + 1);
+      f.actions.store(actions, std::memory_order_release);
+      g_spawn_file_count.fetch_add(1);
+      return true;
+    }
+  }
+  return false;
 }
 
 void forget_spawn_record(const void* actions) {
@@ -102,26 +138,101 @@ void forget_spawn_record(const void* actions) {
     r->actions.store(nullptr, std::memory_order_release);
     g_spawn_record_count.fetch_sub(1);
   }
+  if (g_spawn_file_count.load(std::memory_order_relaxed) == 0) return;
+  for (SpawnFile& f : g_spawn_files) {
+    if (f.actions.load(std::memory_order_acquire) != actions) continue;
+    f.actions.store(nullptr, std::memory_order_release);
+    g_spawn_file_count.fetch_sub(1);
+  }
 }
 
 void refuse(SpawnRecord* r, int error) {
   if (r->error == 0) r->error = error;
 }
 
+// The program's path of the parent's fd (a mirror's shown as the mount's), "" if none.
+void path_of_fd(int fd, char* out, size_t size) {
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  const ssize_t n = readlink(link, out, size - 1);  // the hook: mirror paths translated
+  out[n > 0 ? n : 0] = '\0';
+}
+
+// The child's fd `fd` as the earlier actions set it (a path, or "" for one
+// they closed or made unknown); false if they did not touch it.
+bool child_fd_path(const SpawnRecord* r, int fd, const char** path) {
+  for (int i = r != nullptr ? r->fd_count - 1 : -1; i >= 0; --i) {
+    if (r->fds[i] == fd) {
+      *path = r->fd_paths[i];
+      return true;
+    }
+  }
+  return false;
+}
+
+void set_child_fd(SpawnRecord* r, int fd, const char* path) {
+  if (r->fd_count == kSpawnFdPaths) {  // the oldest goes: an fchdir to it is then checked at the spawn
+    std::memmove(r->fds, r->fds + 1, sizeof r->fds[0] * (kSpawnFdPaths - 1));
+    std::memmove(r->fd_paths, r->fd_paths + 1, sizeof r->fd_paths[0] * (kSpawnFdPaths - 1));
+    --r->fd_count;
+  }
+  r->fds[r->fd_count] = fd;
+  std::snprintf(r->fd_paths[r->fd_count], sizeof r->fd_paths[0], "%s", path);
+  ++r->fd_count;
+}
+
 // `path` as the child will resolve it: against the cwd its chdir actions
-// leave it in, when relative and there were some. (`buf` may be returned.)
-const char* in_child(const SpawnRecord* r, const char* path, char* buf, size_t size) {
-  if (path == nullptr || path[0] == '/' || r == nullptr || !r->has_cwd) return path;
-  std::snprintf(buf, size, "%s/%s", r->cwd, path);
+// leave it in, else against the parent's cwd (noted, to be checked at the
+// spawn). Absolute in `buf` when relative; "" when it cannot be known.
+const char* in_child(SpawnRecord* r, const char* path, char* buf, size_t size) {
+  if (path[0] == '/') return path;
+  if (r != nullptr && r->has_cwd) {
+    if (r->cwd[0] == '\0') return "";
+    std::snprintf(buf, size, "%s/%s", r->cwd, path);
+    return buf;
+  }
+  char cwd[dscache::kMaxPathLength];
+  if (getcwd(cwd, sizeof cwd) == nullptr) return path;
+  if (r != nullptr && !r->used_parent_cwd) {
+    std::snprintf(r->parent_cwd, sizeof r->parent_cwd, "%s", cwd);
+    r->used_parent_cwd = true;
+  }
+  std::snprintf(buf, size, "%s/%s", cwd, path);
   return buf;
 }
 
-// Pins (on) the files a spawn's actions open, each complete, or unpins them.
-int hold_files(const SpawnRecord* r, bool on) {
+// At the spawn: what was resolved against the parent's cwd or one of its
+// fds still holds. 0 or EINVAL (with one line).
+int still_valid(const SpawnRecord* r) {
   if (r == nullptr) return 0;
-  for (int i = 0; i < r->files; ++i) {
-    if (int rc = hold_for_spawn(r->mount[i], r->rel[i], on); rc != 0) {
-      for (int j = 0; j < i; ++j) (void)hold_for_spawn(r->mount[j], r->rel[j], false);
+  char now[dscache::kMaxPathLength];
+  if (r->used_parent_cwd && (getcwd(now, sizeof now) == nullptr || std::strcmp(now, r->parent_cwd) != 0)) {
+    log_line("dscache: posix_spawn: its file actions' relative paths were resolved in %s, and the working "
+             "directory changed since: not run (EINVAL)", r->parent_cwd);
+    return EINVAL;
+  }
+  if (r->fchdir_fd >= 0) {
+    path_of_fd(r->fchdir_fd, now, sizeof now);
+    if (std::strcmp(now, r->fchdir_path) != 0) {
+      log_line("dscache: posix_spawn: fd %d of its fchdir action was %s, and is now %s: not run (EINVAL)",
+               r->fchdir_fd, r->fchdir_path, now[0] != '\0' ? now : "closed");
+      return EINVAL;
+    }
+  }
+  return 0;
+}
+
+// Pins (on) the files a spawn's actions open, each complete, or unpins them.
+int hold_files(const void* actions, bool on) {
+  if (actions == nullptr || g_spawn_file_count.load(std::memory_order_relaxed) == 0) return 0;
+  for (int i = 0; i < kSpawnFiles; ++i) {
+    const SpawnFile& f = g_spawn_files[i];
+    if (f.actions.load(std::memory_order_acquire) != actions) continue;
+    if (int rc = hold_for_spawn(f.mount, f.rel, on); rc != 0 && on) {
+      for (int j = 0; j < i; ++j) {
+        const SpawnFile& g = g_spawn_files[j];
+        if (g.actions.load(std::memory_order_acquire) == actions) (void)hold_for_spawn(g.mount, g.rel, false);
+      }
       return rc;
     }
   }
@@ -151,18 +262,14 @@ __attribute__((visibility("default"))) int posix_spawn_file_actions_addchdir_np(
   if (r == nullptr) return ENOMEM;  // as glibc answers when it cannot record an action
   char joined[2 * dscache::kMaxPathLength];
   const char* where = in_child(r, path, joined, sizeof joined);
-  char cwd[dscache::kMaxPathLength];
-  if (where[0] != '/') {  // the first chdir, relative to the parent's cwd (the program's path of it)
-    if (getcwd(cwd, sizeof cwd) == nullptr) return errno;
-    std::snprintf(joined, sizeof joined, "%s/%s", cwd, path);
-    where = joined;
-  }
   if (std::strlen(where) >= sizeof r->cwd) return ENAMETOOLONG;
-  Target t;
-  const Route route_taken = route(AT_FDCWD, where, t);
-  std::memcpy(r->cwd, where, std::strlen(where) + 1);
+  std::memmove(r->cwd, where, std::strlen(where) + 1);
   r->has_cwd = true;
-  if (route_taken != Route::mapped) return REAL(posix_spawn_file_actions_addchdir_np)(actions, pass_path(t, where));
+  if (where[0] == '\0') return REAL(posix_spawn_file_actions_addchdir_np)(actions, path);  // unknown: as it is
+  Target t;
+  if (route(AT_FDCWD, r->cwd, t) != Route::mapped) {
+    return REAL(posix_spawn_file_actions_addchdir_np)(actions, pass_path(t, r->cwd));
+  }
   // (Rust's Command::current_dir): the mirror directory, listed now; the new
   // program's shim shows it as the mount's.
   if (int rc = prepare_directory(t); rc != 0) refuse(r, -rc);
@@ -174,30 +281,58 @@ __attribute__((visibility("default"))) int posix_spawn_file_actions_addfchdir_np
   if (t_depth == 0 && active()) {
     SpawnRecord* r = record_of(actions, true);
     if (r == nullptr) return ENOMEM;
-    char link[64];
-    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    // readlink's hook shows a mirror directory as the program's path.
-    const ssize_t n = readlink(link, r->cwd, sizeof r->cwd - 1);
-    r->has_cwd = n > 0;
-    if (n > 0) r->cwd[n] = '\0';
+    const char* set = nullptr;
+    if (child_fd_path(r, fd, &set)) {
+      std::snprintf(r->cwd, sizeof r->cwd, "%s", set);  // an fd an earlier action gave the child
+    } else {
+      path_of_fd(fd, r->cwd, sizeof r->cwd);  // the parent's fd, checked again at the spawn
+      r->fchdir_fd = fd;
+      std::memcpy(r->fchdir_path, r->cwd, sizeof r->cwd);
+    }
+    r->has_cwd = true;
   }
   return REAL(posix_spawn_file_actions_addfchdir_np)(actions, fd);
+}
+
+__attribute__((visibility("default"))) int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t* actions,
+                                                                            int fd, int new_fd) noexcept {
+  if (t_depth == 0 && active() && fd != new_fd) {
+    if (SpawnRecord* r = record_of(actions, false)) {
+      const char* set = nullptr;
+      char parent[dscache::kMaxPathLength];
+      if (!child_fd_path(r, fd, &set)) {
+        path_of_fd(fd, parent, sizeof parent);
+        set = parent;
+      }
+      set_child_fd(r, new_fd, set);
+    }
+  }
+  return REAL(posix_spawn_file_actions_adddup2)(actions, fd, new_fd);
 }
 
 __attribute__((visibility("default"))) int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t* actions,
                                                                             int fd, const char* path, int flags,
                                                                             mode_t mode) noexcept {
-  if (t_depth != 0 || !active()) {
-    return REAL(posix_spawn_file_actions_addopen)(actions, fd, path, flags, mode);
-  }
-  SpawnRecord* r = record_of(actions, false);
+  if (t_depth != 0 || !active()) return REAL(posix_spawn_file_actions_addopen)(actions, fd, path, flags, mode);
+  // A relative path is the child's cwd's at the spawn: where it was resolved
+  // is noted (a record), to be checked then.
+  SpawnRecord* r = record_of(actions, path[0] != '/');
+  if (r == nullptr && path[0] != '/') return ENOMEM;
   char joined[2 * dscache::kMaxPathLength];
   const char* where = in_child(r, path, joined, sizeof joined);
+  if (where[0] == '\0') return REAL(posix_spawn_file_actions_addopen)(actions, fd, path, flags, mode);
+  if (r != nullptr) set_child_fd(r, fd, where);  // (an fchdir to it later goes there)
   Target t;
   if (route(AT_FDCWD, where, t) != Route::mapped && !t.synthetic) {
-    return REAL(posix_spawn_file_actions_addopen)(actions, fd, pass_path(t, where), flags, mode);
+    // Resolved against the parent's cwd: kept relative when nothing about it
+    // is near a mount (the child resolves it where it is); else the lexical path.
+    const char* given = t.real_path != nullptr ? t.real_path : (r != nullptr && r->has_cwd) ? where : path;
+    return REAL(posix_spawn_file_actions_addopen)(actions, fd, given, flags, mode);
   }
-  if (r == nullptr && (r = record_of(actions, true)) == nullptr) return ENOMEM;
+  if (r == nullptr) {  // (an absolute path)
+    if ((r = record_of(actions, true)) == nullptr) return ENOMEM;
+    set_child_fd(r, fd, where);
+  }
   const bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)) != 0;
   if (t.synthetic) {
     // A stand-in above the mounts: readable as it is, never changed.
@@ -215,17 +350,17 @@ __attribute__((visibility("default"))) int posix_spawn_file_actions_addopen(posi
     }
     return REAL(posix_spawn_file_actions_addopen)(actions, fd, where, flags, mode);
   }
-  if (r->files == kSpawnFiles || std::strlen(t.rel) >= sizeof r->rel[0]) return ENOMEM;
   const int opened = open_mapped(t, flags | O_CLOEXEC, mode, true);  // complete now
   if (opened < 0) {
     refuse(r, -opened);
     return REAL(posix_spawn_file_actions_addopen)(actions, fd, where, flags, mode);
   }
+  struct stat st {};
+  const bool regular = REAL(fstat)(opened, &st) == 0 && S_ISREG(st.st_mode);
   forget_fd(opened);
   REAL(close)(opened);
-  r->mount[r->files] = t.mount;
-  std::memcpy(r->rel[r->files], t.rel, std::strlen(t.rel) + 1);
-  ++r->files;
+  // A file is kept from eviction for the spawn (a directory needs nothing).
+  if (regular && !add_spawn_file(actions, t.mount, t.rel)) return ENOMEM;
   return REAL(posix_spawn_file_actions_addopen)(actions, fd, t.mirror, flags & ~O_CREAT, mode);
 }
 
@@ -261,10 +396,11 @@ __attribute__((visibility("default"))) int posix_spawn(pid_t* pid, const char* p
   if (int rc = before_run(actions != nullptr); rc != 0) return -rc;
   const SpawnRecord* r = record_of(actions, false);
   if (r != nullptr && r->error != 0) return r->error;
-  if (int rc = hold_files(r, true); rc != 0) return rc;
+  if (int rc = still_valid(r); rc != 0) return rc;
+  if (int rc = hold_files(actions, true); rc != 0) return rc;
   const int spawned =
       with_environment(envp, [&](char* const* env) { return REAL(posix_spawn)(pid, path, actions, attr, argv, env); });
-  (void)hold_files(r, false);  // the child has opened them (posix_spawn returns once it runs its program)
+  (void)hold_files(actions, false);  // the child has opened them (posix_spawn returns once it runs its program)
   return spawned;
 }
 __attribute__((visibility("default"))) int posix_spawnp(pid_t* pid, const char* file,
@@ -274,10 +410,11 @@ __attribute__((visibility("default"))) int posix_spawnp(pid_t* pid, const char* 
   if (int rc = before_run(actions != nullptr); rc != 0) return -rc;
   const SpawnRecord* r = record_of(actions, false);
   if (r != nullptr && r->error != 0) return r->error;
-  if (int rc = hold_files(r, true); rc != 0) return rc;
+  if (int rc = still_valid(r); rc != 0) return rc;
+  if (int rc = hold_files(actions, true); rc != 0) return rc;
   const int spawned =
       with_environment(envp, [&](char* const* env) { return REAL(posix_spawnp)(pid, file, actions, attr, argv, env); });
-  (void)hold_files(r, false);  // the child has opened them (posix_spawn returns once it runs its program)
+  (void)hold_files(actions, false);  // the child has opened them (posix_spawn returns once it runs its program)
   return spawned;
 }
 

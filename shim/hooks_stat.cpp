@@ -57,7 +57,7 @@ template <class Stat>
 void fix_if_partial(int fd, int rc, Stat* st) {
   timespec mtime{};
   if (rc != 0) return;
-  if (is_mirror_file_fd(fd)) {
+  if (is_mirror_file_fd(fd, static_cast<uint64_t>(st->st_dev), static_cast<uint64_t>(st->st_ino))) {
     fix(st);
   } else if (partial_mtime(fd, &mtime)) {
     fix(st);
@@ -178,7 +178,9 @@ __attribute__((visibility("default"))) int statx(int dirfd, const char* path, in
   };
   if (empty_path(path, flags)) {
     int rc = REAL(statx)(dirfd, path, flags, mask, stx);
-    if (is_mirror_file_fd(dirfd)) return fix_statx(rc, false);
+    if (rc == 0 && is_mirror_file_fd(dirfd, makedev(stx->stx_dev_major, stx->stx_dev_minor), stx->stx_ino)) {
+      return fix_statx(rc, false);
+    }
     return partial_mtime(dirfd, &mtime) ? fix_statx(rc, true) : rc;
   }
   Target t;

@@ -35,10 +35,12 @@ extern std::atomic<uint32_t> g_fork_generation;
 // it must not change the parent's tables.
 extern std::atomic<int> g_pid;
 bool in_shared_memory_child();
+// A fork child whose pthread_atfork handler did not run (_Fork, a raw
+// clone() without CLONE_VM): what the handler does, done on first notice.
+void after_missed_fork();
 
 // ---- small helpers -------------------------------------------------------------
 
-void log_line(const char* format, ...) __attribute__((format(printf, 1, 2)));
 int64_t now_ns();
 
 inline bool test_bit(const std::atomic<uint64_t>* bits, int fd) {

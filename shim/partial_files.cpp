@@ -142,7 +142,22 @@ std::atomic<int> g_pid{0};
 std::atomic<int> g_partial_count{0};
 
 bool in_shared_memory_child() {
-  return static_cast<int>(syscall(SYS_getpid)) != g_pid.load(std::memory_order_relaxed);
+  const int me = static_cast<int>(syscall(SYS_getpid));
+  const int known = g_pid.load(std::memory_order_relaxed);
+  if (me == known) return false;
+  // Another process: one that shares our memory (vfork, clone(CLONE_VM)),
+  // which must leave the parent's tables alone, or one with memory of its
+  // own made without the fork handlers (_Fork, a raw clone()), which is a
+  // fork child like any and takes over its copy now. kcmp says which; where
+  // it cannot (no kcmp, no access), shared is the answer that never harms
+  // the parent; a parent that is gone shares nothing any more.
+  const int saved = errno;
+  const long same = syscall(SYS_kcmp, me, known, 0 /* KCMP_VM */, 0, 0);
+  const int err = errno;
+  errno = saved;
+  if (same == 0 || (same < 0 && err != ESRCH)) return true;
+  after_missed_fork();
+  return false;
 }
 
 int register_partial(int fd, int mount, const char* rel, uint64_t slot, const SlotSnapshot& s) {
@@ -331,8 +346,9 @@ int note_reopen(int fd, bool names_an_open_fd) {
       }
     }
   }
-  // Another process's fd (/proc/PID/fd/N): the file may still be partial.
-  return names_an_open_fd ? adopt_fd(fd) : 0;
+  // Another process's fd (/proc/PID/fd/N), or an O_PATH one's file never
+  // fetched: the file may still be partial, or a placeholder.
+  return names_an_open_fd ? adopt_any_fd(fd) : 0;
 }
 
 void note_partial_dup(int from, int to) {

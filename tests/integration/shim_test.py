@@ -849,6 +849,12 @@ ops = [
     ("bind a unix socket at ROOT/data/m/names/empty.txt", err(lambda root: __import__('socket').socket(1).bind(root + '/data/m/names/empty.txt'))),
     ("a cold file's ctime and blocks: the same before and after it is read, fstat as stat", stat_across_a_read('/data/m/arrays/raw.f32')),
     ("a large cold file's ctime and blocks: the same before and after it is read, fstat as stat", stat_across_a_read('/data/m/large/big.bin')),
+    ("/proc/self/fd/N/name of ROOT/data/m/names: a cold file's bytes", lambda root: (lambda fd: __import__('hashlib').md5(
+        open('/proc/self/fd/%d/hash#pct%%plus+eq=.txt' % fd, 'rb').read()).hexdigest())(os.open(root + '/data/m/names', os.O_RDONLY))),
+    ("/dev/fd/N/name of ROOT/data/m/arrays: a cold file's bytes", lambda root: (lambda fd: __import__('hashlib').md5(
+        open('/dev/fd/%d/b.npz' % fd, 'rb').read()).hexdigest())(os.open(root + '/data/m/arrays', os.O_RDONLY))),
+    ("reopen of an O_PATH fd on a cold file: its bytes", lambda root: (lambda fd: __import__('hashlib').md5(
+        open('/proc/self/fd/%d' % fd, 'rb').read()).hexdigest())(os.open(root + '/data/m/names/unicode-\u00fc\u00f1\u00ee.txt', os.O_PATH))),
     ("readdir ROOT/data, after seekdir, after rewinddir", sh(WALKERS, '--seekdir', 'ROOT/data')),
     ("readdir ROOT, after seekdir, after rewinddir", sh(WALKERS, '--seekdir', 'ROOT')),
     ("remove(ROOT/data)", err(lambda root: __import__('ctypes').CDLL(None, use_errno=True).remove((root + '/data').encode()) and
@@ -961,9 +967,13 @@ import ctypes, os, sys
 root, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def read_all(names):
     bad = 0
+    many = os.open(root + '/many', os.O_RDONLY | os.O_DIRECTORY)  # reads relative to it too
     for i in names:
         with open('%s/many/f%04d' % (root, i), 'rb') as f:
             bad += f.read() != b'%d\n' % i
+        with open(os.open('f%04d' % i, os.O_RDONLY, dir_fd=many), 'rb') as f:
+            bad += f.read() != b'%d\n' % i
+    os.close(many)
     return bad
 sys.path.insert(0, sys.argv[4])
 from populate import content
@@ -1136,6 +1146,14 @@ for rel in ('names/with space.txt', 'text/lines.txt', 'arrays/a.npy', 'images/cl
     got = hashlib.md5(open(mount + '/' + rel, 'rb').read()).hexdigest()
     if got != hashlib.md5(open(local + '/' + rel, 'rb').read()).hexdigest():
         wrong.append(rel)
+# A vfork child's chdir is its own: the parent's relative paths stay where
+# the parent is (a local directory, then one in the mount).
+want = hashlib.md5(open(local + '/names/with space.txt', 'rb').read()).hexdigest()
+for parent, child in ((local + '/names', mount + '/text'), (mount + '/names', local + '/text')):
+    os.chdir(parent)
+    subprocess.run(['/bin/true'], cwd=child)
+    if hashlib.md5(open('with space.txt', 'rb').read()).hexdigest() != want or os.getcwd() != parent:
+        wrong.append('relative after a child in ' + child)
 print(r.returncode, r.stdout.decode().strip() == mount + '/names', len(wrong))
 '''
 
@@ -1157,13 +1175,43 @@ def test_vfork_child_chdir_into_a_mount_first():
     assert r.stdout.decode().split() == ["0", "True", "0"], (r.stdout, r.stderr[-1500:])
 
 
+FCLOSE_REUSE = r'''
+import ctypes, os, sys
+mount_file, local_file = sys.argv[1], sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+libc.fileno.argtypes = [ctypes.c_void_p]
+f = libc.fopen(mount_file.encode(), b'r')
+number = libc.fileno(f)
+libc.fclose(f)  # glibc closes the fd itself, past the close hook
+fd = os.open(local_file, os.O_RDONLY)
+by_fd, by_path = os.fstat(fd), os.stat(local_file)
+print(fd == number, (by_fd.st_blocks, by_fd.st_ctime_ns) == (by_path.st_blocks, by_path.st_ctime_ns))
+'''
+
+
+def test_stat_of_a_reused_fd_after_fclose():
+    # An fd number a mirror file had (opened by fopen, closed by fclose past
+    # the close hook) now on a local sparse file: fstat must say what stat
+    # of its path says (review finding: it showed a mirror file's blocks and
+    # ctime, which cp --sparse and backup tools read).
+    local = os.path.join(WORK, "sparse.bin")
+    with open(local, "wb") as f:
+        f.truncate(10 << 20)
+    r = run([PY, "-c", FCLOSE_REUSE, MOUNT + "/names/with space.txt", local])
+    print("  same fd number, fstat as stat: %s" % r.stdout.decode().strip())
+    assert r.stdout.decode().split() == ["True", "True"], r.stdout
+
+
 TESTS = [test_coreutils_byte_for_byte, test_errno_matches_a_read_only_local_copy,
          test_dotdot_out_of_a_mount_as_out_of_a_local_copy, test_directories_above_a_mount_as_above_a_local_copy, test_coreutils_tools, test_negative_cases, test_python_stdlib,
          test_numpy_pil_tar_lmdb_h5py_torch, test_dataloader_fork_and_spawn, test_glibc_walkers_and_execl,
          test_program_closing_every_fd, test_mtime_is_one_rule_before_and_after_a_fetch,
          test_raw_clone_child_beside_its_parent, test_fork_while_another_thread_maps_the_index,
          test_open_by_handle_at_reads_the_objects_bytes, test_users_own_directories_above_a_mount_stay_theirs,
-         test_vfork_child_chdir_into_a_mount_first,
+         test_vfork_child_chdir_into_a_mount_first, test_stat_of_a_reused_fd_after_fclose,
          test_fio_psync_and_mmap,
          test_1gib_random_reads_by_4_processes_while_filling, test_no_daemon_warm_hits_still_served,
          test_malformed_mounts_serve_nothing]

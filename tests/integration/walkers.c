@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
     const char* name = argv[3];
     char full[4096];
     snprintf(full, sizeof full, "%s/%s", dir, name);
-    for (int c = 0; c < 6; ++c) {
+    for (int c = 0; c < 10; ++c) {
       posix_spawn_file_actions_t fa;
       posix_spawn_file_actions_init(&fa);
       const char* script = "md5sum";
@@ -133,6 +133,29 @@ int main(int argc, char** argv) {
           if (chdir(dir) != 0) return 1;
           posix_spawn_file_actions_addchdir_np(&fa, "/etc");
           posix_spawn_file_actions_addopen(&fa, 0, "hostname", O_RDONLY, 0);
+          break;
+        case 6: {  /* fchdir to an fd an earlier dup2 action gives the child */
+          int d = open(dir, O_RDONLY | O_DIRECTORY);
+          posix_spawn_file_actions_adddup2(&fa, d, 60);
+          posix_spawn_file_actions_addfchdir_np(&fa, 60);
+          posix_spawn_file_actions_addopen(&fa, 0, name, O_RDONLY, 0);
+          break;
+        }
+        case 7: {  /* fchdir to the parent's fd on DIR */
+          int d = open(dir, O_RDONLY | O_DIRECTORY);
+          if (dup2(d, 61) < 0) return 1;
+          posix_spawn_file_actions_addfchdir_np(&fa, 61);
+          posix_spawn_file_actions_addopen(&fa, 0, name, O_RDONLY, 0);
+          break;
+        }
+        case 8: {  /* ten opens in one object; the child reads the tenth */
+          for (int fd = 3; fd < 13; ++fd) posix_spawn_file_actions_addopen(&fa, fd, full, O_RDONLY, 0);
+          script = "md5sum <&12";
+          break;
+        }
+        case 9:  /* a directory opened for the child */
+          posix_spawn_file_actions_addopen(&fa, 0, dir, O_RDONLY | O_DIRECTORY, 0);
+          script = "test -d /dev/stdin && echo a directory";
           break;
       }
       char* child[] = {"sh", "-c", (char*)script, NULL};

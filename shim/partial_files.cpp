@@ -152,7 +152,7 @@ bool in_shared_memory_child() {
   // it cannot (no kcmp, no access), shared is the answer that never harms
   // the parent; a parent that is gone shares nothing any more.
   const int saved = errno;
-  const long same = syscall(SYS_kcmp, me, known, 0 /* KCMP_VM */, 0, 0);
+  const long same = syscall(SYS_kcmp, me, known, 1 /* KCMP_VM */, 0, 0);
   const int err = errno;
   errno = saved;
   if (same == 0 || (same < 0 && err != ESRCH)) return true;

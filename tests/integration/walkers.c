@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
         }
         case 8: {  /* ten opens in one object; the child reads the tenth */
           for (int fd = 3; fd < 13; ++fd) posix_spawn_file_actions_addopen(&fa, fd, full, O_RDONLY, 0);
-          script = "md5sum <&12";
+          script = "md5sum < /dev/fd/12";
           break;
         }
         case 9:  /* a directory opened for the child */

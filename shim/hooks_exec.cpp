@@ -239,6 +239,20 @@ int hold_files(const void* actions, bool on) {
   return 0;
 }
 
+// A spawn: partial files completed, its actions' checks, the files they
+// open pinned while run(env) spawns with the new program's environment.
+template <class Run>
+int spawn_with(const posix_spawn_file_actions_t* actions, char* const* envp, Run run) {
+  if (int rc = before_run(actions != nullptr); rc != 0) return -rc;
+  const SpawnRecord* r = record_of(actions, false);
+  if (r != nullptr && r->error != 0) return r->error;
+  if (int rc = still_valid(r); rc != 0) return rc;
+  if (int rc = hold_files(actions, true); rc != 0) return rc;
+  const int spawned = with_environment(envp, run);
+  (void)hold_files(actions, false);  // the child has opened them (posix_spawn returns once it runs its program)
+  return spawned;
+}
+
 }  // namespace
 
 extern "C" {
@@ -393,29 +407,13 @@ __attribute__((visibility("default"))) int posix_spawn(pid_t* pid, const char* p
                                                        const posix_spawn_file_actions_t* actions,
                                                        const posix_spawnattr_t* attr, char* const argv[],
                                                        char* const envp[]) {
-  if (int rc = before_run(actions != nullptr); rc != 0) return -rc;
-  const SpawnRecord* r = record_of(actions, false);
-  if (r != nullptr && r->error != 0) return r->error;
-  if (int rc = still_valid(r); rc != 0) return rc;
-  if (int rc = hold_files(actions, true); rc != 0) return rc;
-  const int spawned =
-      with_environment(envp, [&](char* const* env) { return REAL(posix_spawn)(pid, path, actions, attr, argv, env); });
-  (void)hold_files(actions, false);  // the child has opened them (posix_spawn returns once it runs its program)
-  return spawned;
+  return spawn_with(actions, envp, [&](char* const* env) { return REAL(posix_spawn)(pid, path, actions, attr, argv, env); });
 }
 __attribute__((visibility("default"))) int posix_spawnp(pid_t* pid, const char* file,
                                                         const posix_spawn_file_actions_t* actions,
                                                         const posix_spawnattr_t* attr, char* const argv[],
                                                         char* const envp[]) {
-  if (int rc = before_run(actions != nullptr); rc != 0) return -rc;
-  const SpawnRecord* r = record_of(actions, false);
-  if (r != nullptr && r->error != 0) return r->error;
-  if (int rc = still_valid(r); rc != 0) return rc;
-  if (int rc = hold_files(actions, true); rc != 0) return rc;
-  const int spawned =
-      with_environment(envp, [&](char* const* env) { return REAL(posix_spawnp)(pid, file, actions, attr, argv, env); });
-  (void)hold_files(actions, false);  // the child has opened them (posix_spawn returns once it runs its program)
-  return spawned;
+  return spawn_with(actions, envp, [&](char* const* env) { return REAL(posix_spawnp)(pid, file, actions, attr, argv, env); });
 }
 
 // glibc's system() and popen() spawn the shell through internal calls.

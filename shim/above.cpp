@@ -264,18 +264,32 @@ bool in_missing_above(const char* user) {
   return deepest >= 0 && !exists_on_disk(deepest);
 }
 
-void route_above(Target& t) {
-  const size_t n = std::strlen(t.user);
-  const int deepest = deepest_above(t.user, &t.above);
-  if (deepest < 0 || g_above_root_length == 0 || exists_on_disk(deepest)) return;
+bool is_above_a_mount(const char* user) {
+  int exact;
+  deepest_above(user, &exact);
+  return exact >= 0;
+}
+
+bool stand_in_of(const char* user, char* out, size_t size, int* above) {
+  int exact;
+  const int deepest = deepest_above(user, &exact);
+  if (above != nullptr) *above = exact;
+  if (deepest < 0 || g_above_root_length == 0 || exists_on_disk(deepest)) return false;
   // Missing on disk: served from its stand-in under <cache dir>/above.
-  if (g_above_root_length + n + 1 > sizeof t.mirror) return;
+  const size_t n = std::strlen(user);
+  if (g_above_root_length + n + 1 > size) return false;
   ensure_above_built();
-  if (g_above_built.load(std::memory_order_relaxed) != 1) return;
-  std::memcpy(t.mirror, g_above_root, g_above_root_length);
-  std::memcpy(t.mirror + g_above_root_length, t.user, n + 1);
-  t.real_path = t.mirror;
-  t.synthetic = true;
+  if (g_above_built.load(std::memory_order_relaxed) != 1) return false;
+  std::memcpy(out, g_above_root, g_above_root_length);
+  std::memcpy(out + g_above_root_length, user, n + 1);
+  return true;
+}
+
+void route_above(Target& t) {
+  if (stand_in_of(t.user, t.mirror, sizeof t.mirror, &t.above)) {
+    t.real_path = t.mirror;
+    t.synthetic = true;
+  }
 }
 
 bool above_to_user(const char* path, char* out, size_t size) {

@@ -75,6 +75,9 @@ constexpr int kOpenAttempts = 8;
 
 char g_cwd[kMaxPathLength];
 std::atomic<uint64_t> g_cwd_seq{0};
+// Set by a child sharing our memory that changed its directory (cleared at
+// this process's next chdir): relative paths then check who is asking.
+std::atomic<bool> g_child_chdir{false};
 
 // ---- small helpers ---------------------------------------------------------
 
@@ -197,7 +200,7 @@ void scan_inherited_fds() {
     struct stat st {};
     if (REAL(fstat)(fd, &st) != 0) continue;
     if (S_ISDIR(st.st_mode)) set_bit(g_dir_bits, fd, true);
-    if (S_ISREG(st.st_mode)) mark_mirror_file_fd(fd);
+    if (S_ISREG(st.st_mode)) mark_mirror_file_fd(fd, st);
   }
   ::closedir(dir);
 }
@@ -246,11 +249,10 @@ int dotdot_error(const char* absolute) {
       Guard guard;
       rc = root >= 0 ? REAL(fstatat)(root, rel[0] != '\0' ? rel : ".", &st, 0) : REAL(fstatat)(AT_FDCWD, mirror, &st, 0);
     } else {
-      Target stand_in;
-      std::memcpy(stand_in.user, normal, std::strlen(normal) + 1);
-      route_above(stand_in);
+      char stand_in[kMaxPathLength + 64];
+      const bool synthetic = stand_in_of(normal, stand_in, sizeof stand_in, nullptr);
       Guard guard;
-      rc = REAL(fstatat)(AT_FDCWD, stand_in.synthetic ? stand_in.real_path : normal, &st, 0);
+      rc = REAL(fstatat)(AT_FDCWD, synthetic ? stand_in : normal, &st, 0);
     }
     if (rc != 0) return errno == ENOTDIR ? ENOTDIR : ENOENT;
     if (!S_ISDIR(st.st_mode)) return ENOTDIR;
@@ -261,16 +263,6 @@ int dotdot_error(const char* absolute) {
 // Paths whose lookup fails with that errno whatever the call (stat, open,
 // mkdir, ...): how a `..` error reaches the hooks, through pass_path().
 const char* failing_path(int err) { return err == ENOTDIR ? "/dev/null/dscache-not-a-directory" : "/proc/self/fd/-1/x"; }
-
-bool is_ancestor_of_mount(const char* path) {
-  size_t n = std::strlen(path);
-  for (int i = 0; i < g_config.mount_count; ++i) {
-    const MountConfig& m = g_config.mounts[i];
-    if (n == 1 && path[0] == '/') return true;
-    if (n < m.prefix_length && std::strncmp(m.prefix, path, n) == 0 && m.prefix[n] == '/') return true;
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -317,7 +309,7 @@ Route route_slow(int dirfd, const char* path, Target& target) {
     if (path[1] != '/' && !g_first_char[static_cast<unsigned char>(path[1])]) return Route::pass;
   } else if (dirfd == AT_FDCWD) {
     if (!g_cwd_relevant.load(std::memory_order_relaxed)) return Route::pass;
-    if (in_shared_memory_child()) {
+    if (g_child_chdir.load(std::memory_order_relaxed) && in_shared_memory_child()) {
       // Its cwd is its own (a vfork child's chdir), the record the parent's.
       char real_cwd[kMaxPathLength], user[kMaxPathLength];
       {
@@ -549,7 +541,7 @@ int open_mapped(const Target& t, int flags, mode_t mode, bool need_complete) {
       if (idx->read(slot, again) == LookupResult::found && again.key == key &&
           again.generation() == s.generation() && again.state() == FileState::complete) {
         idx->touch(slot, now_ns() / 1'000'000'000);
-        mark_mirror_file_fd(fd);
+        mark_mirror_file_fd(fd, st);
         if (MountStats* ms = stats_of(idx, t.mount)) {
           if (attempt == 0) ms->hits.fetch_add(1, std::memory_order_relaxed);  // else the daemon counted it
           ms->bytes_served.fetch_add(s.size, std::memory_order_relaxed);
@@ -607,10 +599,13 @@ bool mirror_to_user(const char* path, char* out, size_t size) {
 void refresh_cwd() {
   if (in_shared_memory_child()) {
     // A vfork child's chdir: the record is the parent's, and stays its; the
-    // child's relative paths go by its own cwd (route_slow asks the kernel).
+    // child's relative paths go by its own cwd (route_slow asks the kernel,
+    // once g_child_chdir says a child moved: until then none pays getpid).
+    g_child_chdir.store(true, std::memory_order_relaxed);
     g_cwd_relevant.store(true, std::memory_order_relaxed);
     return;
   }
+  g_child_chdir.store(false, std::memory_order_relaxed);
   char real_cwd[kMaxPathLength], user[kMaxPathLength];
   {
     Guard guard;
@@ -618,7 +613,7 @@ void refresh_cwd() {
   }
   const char* cwd = mirror_to_user(real_cwd, user, sizeof user) ? user : real_cwd;
   const char* rel = nullptr;
-  bool relevant = find_mount(g_config, cwd, &rel) != nullptr || is_ancestor_of_mount(cwd);
+  bool relevant = find_mount(g_config, cwd, &rel) != nullptr || is_above_a_mount(cwd);
   g_cwd_seq.fetch_add(1, std::memory_order_acq_rel);
   std::snprintf(g_cwd, sizeof g_cwd, "%s", cwd);
   g_cwd_seq.fetch_add(1, std::memory_order_acq_rel);

@@ -185,7 +185,7 @@ void mark_mapped_dirfd(int fd);
 // and its number reused: the inode the mark was made for must match.
 extern std::atomic<uint64_t> g_file_bits[];
 extern std::atomic<uint64_t> g_file_inodes[];
-void mark_mirror_file_fd(int fd);
+void mark_mirror_file_fd(int fd, const struct stat& st);  // st: fstat of fd
 inline uint64_t file_identity(uint64_t dev, uint64_t ino) { return ino * 0x9E3779B97F4A7C15ull ^ dev; }
 inline bool is_mirror_file_fd(int fd, uint64_t dev, uint64_t ino) {
   return fd >= 0 && fd < 65536 && (g_file_bits[fd / 64].load(std::memory_order_relaxed) >> (fd % 64) & 1) != 0 &&
@@ -215,6 +215,14 @@ void refresh_cwd();
 // threads spawning at once, or a vfork child, each use their own).
 size_t exec_environment_length(char* const* envp);
 char* const* build_exec_environment(char* const* envp, char** out, size_t length);
+
+// A statfs/statvfs result `r` whose flags (f_flags, f_flag) get ST_RDONLY
+// when `read_only`: a mount is a read-only file system.
+template <class Flags>
+inline int read_only_if(int r, bool read_only, Flags& flags) {
+  if (r == 0 && read_only) flags |= ST_RDONLY;
+  return r;
+}
 
 // Sets errno from a -errno result and returns -1 (for the int-returning hooks).
 inline int fail(int negative_errno);

@@ -153,19 +153,23 @@ void mark_mapped_dirfd(int fd) {
   if (!in_shared_memory_child()) set_bit(g_dir_bits, fd, true);  // (the parent's table, in a vfork child)
 }
 
-void mark_mirror_file_fd(int fd) {
-  struct stat st {};
-  if (fd < 0 || fd >= kBitmapFds || in_shared_memory_child()) return;
-  {
-    Guard guard;
-    if (REAL(fstat)(fd, &st) != 0) return;
-  }
+// (No check for a child sharing our memory: a mark only counts for the file
+// whose identity it carries, so one the parent's fd is not on is inert.)
+void mark_mirror_file_fd(int fd, const struct stat& st) {
+  if (fd < 0 || fd >= kBitmapFds) return;
   g_file_inodes[fd].store(file_identity(st.st_dev, st.st_ino), std::memory_order_relaxed);
   set_bit(g_file_bits, fd, true);
 }
 
 void note_dup(int from, int to) {
-  if (to < 0 || in_shared_memory_child()) return;
+  if (to < 0) return;
+  // Most duplicates (pipes, sockets, plain files) carry nothing of ours.
+  const bool ours = test_bit(g_dir_bits, from) || test_bit(g_dir_bits, to) || test_bit(g_file_bits, from) ||
+                    test_bit(g_file_bits, to) || has_above_listing(from) || has_above_listing(to);
+  if (!ours || in_shared_memory_child()) {
+    note_partial_dup(from, to);
+    return;
+  }
   set_bit(g_dir_bits, to, test_bit(g_dir_bits, from));
   if (from >= 0 && from < kBitmapFds && to < kBitmapFds) {
     g_file_inodes[to].store(g_file_inodes[from].load(std::memory_order_relaxed), std::memory_order_relaxed);

@@ -159,24 +159,16 @@ int create_error(int dirfd, const char* path, Target& t) {
 // A mount is a read-only file system: its statfs/statvfs flags say so.
 namespace {
 inline int dsc_call_with_path_statfs(bool mapped, const char* p, const char*, struct statfs* b) {
-  const int r = REAL(statfs)(p, b);
-  if (r == 0 && mapped) b->f_flags |= ST_RDONLY;
-  return r;
+  return read_only_if(REAL(statfs)(p, b), mapped, b->f_flags);
 }
 inline int dsc_call_with_path_statfs64(bool mapped, const char* p, const char*, struct statfs64* b) {
-  const int r = REAL(statfs64)(p, b);
-  if (r == 0 && mapped) b->f_flags |= ST_RDONLY;
-  return r;
+  return read_only_if(REAL(statfs64)(p, b), mapped, b->f_flags);
 }
 inline int dsc_call_with_path_statvfs(bool mapped, const char* p, const char*, struct statvfs* b) {
-  const int r = REAL(statvfs)(p, b);
-  if (r == 0 && mapped) b->f_flag |= ST_RDONLY;
-  return r;
+  return read_only_if(REAL(statvfs)(p, b), mapped, b->f_flag);
 }
 inline int dsc_call_with_path_statvfs64(bool mapped, const char* p, const char*, struct statvfs64* b) {
-  const int r = REAL(statvfs64)(p, b);
-  if (r == 0 && mapped) b->f_flag |= ST_RDONLY;
-  return r;
+  return read_only_if(REAL(statvfs64)(p, b), mapped, b->f_flag);
 }
 inline long dsc_call_with_path_pathconf(bool, const char* p, const char*, int name) { return REAL(pathconf)(p, name); }
 inline ssize_t dsc_call_with_path_getxattr(bool, const char* p, const char*, const char* n, void* v, size_t s) {

@@ -84,12 +84,8 @@ int access_path(int dirfd, const char* path, int mode, int flags, bool effective
 
 bool empty_path(const char* path, int flags) { return (flags & AT_EMPTY_PATH) != 0 && path != nullptr && path[0] == '\0'; }
 
-// `flags` (statfs's f_flags, statvfs's f_flag) gets ST_RDONLY for an fd in a mirror.
-template <class Flags>
-int read_only_if_mirror(int r, int fd, Flags& flags) {
-  if (r == 0 && t_depth == 0 && is_mirror_fd(fd)) flags |= ST_RDONLY;
-  return r;
-}
+// For fstatfs/fstatvfs: an fd in a mirror is on a read-only file system.
+bool on_a_mount(int r, int fd) { return r == 0 && t_depth == 0 && is_mirror_fd(fd); }
 
 }  // namespace
 
@@ -230,16 +226,20 @@ __attribute__((visibility("default"))) int open_by_handle_at(int mount_fd, struc
 }
 // A mount is a read-only file system, whatever fd the program asks about.
 __attribute__((visibility("default"))) int fstatfs(int fd, struct statfs* buf) noexcept {
-  return read_only_if_mirror(REAL(fstatfs)(fd, buf), fd, buf->f_flags);
+  const int r = REAL(fstatfs)(fd, buf);
+  return read_only_if(r, on_a_mount(r, fd), buf->f_flags);
 }
 __attribute__((visibility("default"))) int fstatfs64(int fd, struct statfs64* buf) noexcept {
-  return read_only_if_mirror(REAL(fstatfs64)(fd, buf), fd, buf->f_flags);
+  const int r = REAL(fstatfs64)(fd, buf);
+  return read_only_if(r, on_a_mount(r, fd), buf->f_flags);
 }
 __attribute__((visibility("default"))) int fstatvfs(int fd, struct statvfs* buf) noexcept {
-  return read_only_if_mirror(REAL(fstatvfs)(fd, buf), fd, buf->f_flag);
+  const int r = REAL(fstatvfs)(fd, buf);
+  return read_only_if(r, on_a_mount(r, fd), buf->f_flag);
 }
 __attribute__((visibility("default"))) int fstatvfs64(int fd, struct statvfs64* buf) noexcept {
-  return read_only_if_mirror(REAL(fstatvfs64)(fd, buf), fd, buf->f_flag);
+  const int r = REAL(fstatvfs64)(fd, buf);
+  return read_only_if(r, on_a_mount(r, fd), buf->f_flag);
 }
 __attribute__((visibility("default"))) int inotify_add_watch(int fd, const char* path, uint32_t mask) noexcept {
   Target t;

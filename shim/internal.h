@@ -107,6 +107,12 @@ void route_above(Target& t);
 // Is `user` (normalised) at or below a directory above a mount that is
 // missing on disk? (Then a `..` after it is resolved lexically.)
 bool in_missing_above(const char* user);
+// Is `user` one of the directories above a mount ("/" included)?
+bool is_above_a_mount(const char* user);
+// The stand-in of `user` when it is at or below a directory above a mount
+// that is missing on disk (made first if need be), into `out`; `above`, if
+// not null, gets the directory above a mount `user` is (-1 if none).
+bool stand_in_of(const char* user, char* out, size_t size, int* above);
 // Rewrites a path under <cache dir>/above into the program's path.
 bool above_to_user(const char* path, char* out, size_t size);
 // The fd closes, or another takes its number.

@@ -597,7 +597,9 @@ int complete_fd(int fd) {
   if (int rc = ensure_readable(fd, 0, p->size); rc != 0) return rc;
   if (!in_shared_memory_child()) {
     drop_partial(*p, true);
-    mark_mirror_file_fd(fd);  // complete now: an fd on a mirror file like any
+    struct stat st {};
+    Guard guard;
+    if (REAL(fstat)(fd, &st) == 0) mark_mirror_file_fd(fd, st);  // complete now: an fd on a mirror file like any
   }
   return 0;
 }
